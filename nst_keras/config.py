@@ -1,0 +1,267 @@
+"""StyleConfig: every setting of a style-transfer run and its default, in one place.
+
+The command line (cli.py) is generated from the fields of StyleConfig and their metadata,
+and the GIMP plug-in's defaults are checked against it by a test, so the three never
+disagree. `validate()` turns any value a user could type into a clear ValueError that says
+what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+BACKBONES = ("vgg19", "vgg16")
+OPTIMIZERS = ("lbfgs", "adam")
+POOLINGS = ("max", "avg")
+COLOR_MODES = ("luminance", "histogram")
+INIT_MODES = ("content", "noise")  # anything else is an image file path
+PRECISIONS = ("auto", "float32", "mixed")
+PRESETS = ("draft", "normal", "high")
+
+# Layer names of the two backbones (Keras's own names).
+VGG19_CONV_LAYERS = tuple(
+    f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for c in range(1, n + 1)
+)
+VGG16_CONV_LAYERS = tuple(
+    f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)
+)
+CONV_LAYERS = {"vgg19": VGG19_CONV_LAYERS, "vgg16": VGG16_CONV_LAYERS}
+
+DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+
+# Quality presets: iterations at the first (smallest) scale, and at the last (full) one;
+# scales in between are interpolated geometrically. Most of the work happens at low
+# resolution, where a step is cheap; the full-size scale refines detail.
+PRESET_ITERATIONS = {
+    "draft": (60, 20),
+    "normal": (150, 50),
+    "high": (300, 150),
+}
+
+# Special value of `weights` for tests and benchmarks of plumbing: random initialisation.
+RANDOM_WEIGHTS = "random"
+
+
+def _meta(help: str, *, flag: Optional[str] = None, choices=None, metavar=None, nargs=None, cli: bool = True):
+    """Metadata that cli.py reads to build the command line."""
+    return {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "nargs": nargs, "cli": cli}
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """All settings of one run. Frozen: use `dataclasses.replace(config, field=value)`."""
+
+    # The network.
+    backbone: str = field(default="vgg19", metadata=_meta("feature network", choices=BACKBONES))
+    weights: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "network weights file (.h5); default: Keras's ImageNet file, downloaded once and cached "
+            "(env NST_KERAS_WEIGHTS also sets it)",
+            metavar="FILE",
+        ),
+    )
+    pooling: str = field(default="max", metadata=_meta("pooling layers of the network", choices=POOLINGS))
+
+    # Size and schedule.
+    max_size: int = field(
+        default=1024,
+        metadata=_meta(
+            "longest side of the output in pixels (the content's own size if smaller); 0: no cap", metavar="PX"
+        ),
+    )
+    min_size: int = field(default=256, metadata=_meta("longest side at the first, coarsest scale", metavar="PX"))
+    preset: str = field(default="normal", metadata=_meta("quality preset (iterations per scale)", choices=PRESETS))
+    iterations: Optional[int] = field(
+        default=None, metadata=_meta("iterations at every scale (overrides the preset)", metavar="N")
+    )
+
+    # The loss.
+    content_weight: float = field(default=1.0, metadata=_meta("how much the content is kept", metavar="W"))
+    style_weight: float = field(default=10.0, metadata=_meta("how strongly the style is applied", metavar="W"))
+    tv_weight: float = field(default=1.0, metadata=_meta("smoothness (total variation) weight", metavar="W"))
+    content_layers: tuple = field(
+        default=("block5_conv2",), metadata=_meta("network layers that define the content", nargs="+", metavar="LAYER")
+    )
+    style_layers: tuple = field(
+        default=DEFAULT_STYLE_LAYERS, metadata=_meta("network layers that define the style", nargs="+", metavar="LAYER")
+    )
+    style_layer_weights: Optional[tuple] = field(
+        default=None, metadata=_meta("weight of each style layer (default: equal)", nargs="+", metavar="W")
+    )
+    style_blend: Optional[tuple] = field(
+        default=None, metadata=_meta("blend weight of each style image (default: equal)", nargs="+", metavar="W")
+    )
+    style_scale: float = field(
+        default=1.0, metadata=_meta("size of the style image relative to the output", metavar="S")
+    )
+    preserve_colors: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "keep the content's colours: luminance-only transfer, or colour histogram matching", choices=COLOR_MODES
+        ),
+    )
+
+    # The optimisation.
+    init: str = field(default="content", metadata=_meta("start image: content, noise or an image FILE"))
+    optimizer: str = field(default="lbfgs", metadata=_meta("optimiser", choices=OPTIMIZERS))
+    learning_rate: float = field(default=2.0, metadata=_meta("Adam's step size, in pixel values", metavar="LR"))
+    lbfgs_history: int = field(default=10, metadata=_meta("L-BFGS memory (number of past steps)", metavar="M"))
+    seed: Optional[int] = field(
+        default=None, metadata=_meta("random seed: the same seed gives the same result", metavar="N")
+    )
+
+    # Resources.
+    precision: str = field(
+        default="auto",
+        metadata=_meta(
+            "numeric precision: auto (mixed float16 on a GPU, float32 on CPU), float32, mixed", choices=PRECISIONS
+        ),
+    )
+    pixel_limit: int = field(
+        default=200_000_000,
+        metadata=_meta("refuse input images with more pixels than this (decompression-bomb guard)", metavar="N"),
+    )
+    memory_limit: Optional[float] = field(
+        default=None,
+        metadata=_meta("memory budget in GiB for planning tiles (default: a safe share of free memory)", metavar="GIB"),
+    )
+    tile_size: Optional[int] = field(
+        default=None,
+        metadata=_meta("force tiles of this size at large scales (default: only when needed)", metavar="PX"),
+    )
+
+    def validate(self, num_styles: Optional[int] = None) -> StyleConfig:
+        """Check every value; raise ValueError naming the setting, what was expected and what was received."""
+        _choice("backbone", self.backbone, BACKBONES)
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("preset", self.preset, PRESETS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("precision", self.precision, PRECISIONS)
+        if self.preserve_colors is not None:
+            _choice("preserve_colors", self.preserve_colors, COLOR_MODES)
+        _int_at_least("max_size", self.max_size, 0)
+        _int_at_least("min_size", self.min_size, 16)
+        if self.iterations is not None:
+            _int_at_least("iterations", self.iterations, 1)
+        _int_at_least("lbfgs_history", self.lbfgs_history, 1)
+        _int_at_least("pixel_limit", self.pixel_limit, 1)
+        if self.tile_size is not None:
+            _int_at_least("tile_size", self.tile_size, 64)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _non_negative(name, getattr(self, name))
+        _positive("style_scale", self.style_scale)
+        _positive("learning_rate", self.learning_rate)
+        if self.memory_limit is not None:
+            _positive("memory_limit", self.memory_limit)
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
+            raise ValueError(f"seed: expected a whole number >= 0, received {self.seed!r}")
+        if not isinstance(self.init, str) or not self.init:
+            raise ValueError(f"init: expected 'content', 'noise' or an image file path, received {self.init!r}")
+
+        known = CONV_LAYERS[self.backbone]
+        for name in ("content_layers", "style_layers"):
+            layers = getattr(self, name)
+            if not layers:
+                raise ValueError(f"{name}: expected at least one layer name, received none")
+            for layer in layers:
+                if layer not in known:
+                    raise ValueError(
+                        f"{name}: unknown layer {layer!r} for backbone {self.backbone}; "
+                        f"expected one of {', '.join(known)}"
+                    )
+        if self.style_layer_weights is not None:
+            _weights_list("style_layer_weights", self.style_layer_weights, len(self.style_layers), "style layers")
+        if self.style_blend is not None and num_styles is not None:
+            _weights_list("style_blend", self.style_blend, num_styles, "style images")
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise ValueError("content_weight and style_weight are both 0: at least one must be above 0")
+        return self
+
+    # Derived values -------------------------------------------------------------------
+
+    def target_size(self, height: int, width: int) -> tuple:
+        """The output size for content of `height` x `width`: its own size, capped by max_size."""
+        longest = max(height, width)
+        if self.max_size and longest > self.max_size:
+            scale = self.max_size / longest
+            return max(1, round(height * scale)), max(1, round(width * scale))
+        return height, width
+
+    def scales(self, height: int, width: int) -> list:
+        """The coarse-to-fine schedule: sizes (h, w) from about min_size up to the target, doubling."""
+        th, tw = self.target_size(height, width)
+        longest = max(th, tw)
+        if longest <= self.min_size:
+            return [(th, tw)]
+        count = 1 + math.ceil(math.log2(longest / self.min_size) - 1e-9)
+        sizes = []
+        for i in range(count):
+            f = 1.0 / (2 ** (count - 1 - i))
+            sizes.append((max(1, round(th * f)), max(1, round(tw * f))))
+        return sizes
+
+    def iterations_per_scale(self, num_scales: int) -> list:
+        """Iterations at each scale: --iterations everywhere, or the preset's schedule."""
+        if self.iterations is not None:
+            return [self.iterations] * num_scales
+        first, last = PRESET_ITERATIONS[self.preset]
+        if num_scales == 1:
+            return [first]
+        return [round(first * (last / first) ** (i / (num_scales - 1))) for i in range(num_scales)]
+
+    def style_layer_weight_map(self) -> dict:
+        """Normalized weight (summing to 1) of each style layer."""
+        raw = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        total = float(sum(raw))
+        return {layer: float(w) / total for layer, w in zip(self.style_layers, raw)}
+
+    def style_blend_weights(self, num_styles: int) -> list:
+        """Normalized blend weight (summing to 1) of each style image."""
+        raw = self.style_blend or (1.0,) * num_styles
+        total = float(sum(raw))
+        return [float(w) / total for w in raw]
+
+    def resolved_weights(self) -> Optional[str]:
+        """The weights setting, with NST_KERAS_WEIGHTS as the fallback for None."""
+        return self.weights or os.environ.get("NST_KERAS_WEIGHTS") or None
+
+    def to_dict(self) -> dict:
+        return {
+            f.name: (list(v) if isinstance(v, tuple) else v)
+            for f in dataclasses.fields(self)
+            for v in [getattr(self, f.name)]
+        }
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(choices)}, received {value!r}")
+
+
+def _int_at_least(name, value, low):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name}: expected a whole number >= {low}, received {value!r}")
+
+
+def _non_negative(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a number >= 0, received {value!r}")
+
+
+def _positive(name, value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a number > 0, received {value!r}")
+
+
+def _weights_list(name, values, expected_len, what):
+    if len(values) != expected_len:
+        raise ValueError(f"{name}: expected {expected_len} weights (one per {what[:-1]}), received {len(values)}")
+    for v in values:
+        _non_negative(name, v)
+    if sum(values) <= 0:
+        raise ValueError(f"{name}: expected at least one weight above 0, received {list(values)}")
