@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 __all__ = ["stylize", "StyleConfig", "Progress", "Cancelled", "__version__"]
 
 
-def stylize(content, styles, config=None, on_progress=None, should_stop=None):
+def stylize(content, styles, config=None, on_progress=None, should_stop=None, init_image=None):
     """Paint `content` in the style of `styles`; see nst_keras.engine.stylize."""
     from .engine import stylize as _stylize  # TensorFlow is imported only when needed
 
-    return _stylize(content, styles, config, on_progress=on_progress, should_stop=should_stop)
+    return _stylize(content, styles, config, on_progress=on_progress, should_stop=should_stop, init_image=init_image)
