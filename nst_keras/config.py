@@ -82,7 +82,7 @@ class StyleConfig:
 
     # The loss.
     content_weight: float = field(default=1.0, metadata=_meta("how much the content is kept", metavar="W"))
-    style_weight: float = field(default=5.0, metadata=_meta("how strongly the style is applied", metavar="W"))
+    style_weight: float = field(default=10.0, metadata=_meta("how strongly the style is applied", metavar="W"))
     tv_weight: float = field(default=1.0, metadata=_meta("smoothness (total variation) weight", metavar="W"))
     content_layers: tuple = field(
         default=("block5_conv2",), metadata=_meta("network layers that define the content", nargs="+", metavar="LAYER")
