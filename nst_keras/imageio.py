@@ -319,10 +319,12 @@ def _check_dimensions(width: int, height: int, what: str, shown: str, max_size, 
         new_h, new_w = _target_size(height, width, max_size)
         if min(new_h, new_w) < min_side:
             long_side, short_side = max(width, height), min(width, height)
+            ratio = long_side / short_side
+            ratio_text = f"{ratio:.0f}:1" if ratio >= 10 else f"{ratio:.2g}:1"
             raise ImageError(
-                f"{what} {shown} is {width}x{height} pixels: its aspect ratio ({long_side / short_side:.0f}:1) "
-                f"is too extreme; scaled to fit {max_size} pixels its short side would be {min(new_h, new_w)} "
-                f"pixels, below the minimum of {min_side}; crop it first"
+                f"{what} {shown} is {width}x{height} pixels (aspect ratio {ratio_text}): scaled to fit the maximum "
+                f"size of {max_size} pixels its short side would be {min(new_h, new_w)} pixels, below the minimum "
+                f"of {min_side}; crop it or raise --max-size"
             )
 
 
