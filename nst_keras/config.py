@@ -128,7 +128,11 @@ class StyleConfig:
     )
     memory_limit: Optional[float] = field(
         default=None,
-        metadata=_meta("memory budget in GiB for planning tiles (default: a safe share of free memory)", metavar="GIB"),
+        metadata=_meta(
+            "memory budget in GiB: scales that do not fit are optimised in tiles (default: 60% of available RAM, "
+            "or 70% of the GPU's free memory)",
+            metavar="GIB",
+        ),
     )
     tile_size: Optional[int] = field(
         default=None,

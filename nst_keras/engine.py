@@ -4,11 +4,20 @@ The schedule starts at about config.min_size on the long side, optimises there, 
 the result and continues at twice the size, up to the target size (the content's own size
 capped by config.max_size). Most iterations happen at the small scales, where a step is
 cheap; the last scale refines detail.
+
+Before running, the planner (planner.py) estimates time and peak memory and decides, scale
+by scale, whether the scale fits the memory budget in one piece. Scales that do not (or are
+larger than config.tile_size) are optimised in overlapping tiles (tiling.py): every tile
+uses the style targets of the whole style image at that scale and the whole content's total
+variation as reference, so all tiles aim at one style; each tile's content targets are the
+content's features over the same window. Several passes with a shifted grid and feathered
+blends leave no seam. A style image too large for one forward pass has its Gram matrices
+accumulated over windows. A run that cannot fit even in small tiles is refused up front with
+the largest size that fits.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Optional
 
@@ -60,30 +69,30 @@ def plan_scales(config: StyleConfig, height: int, width: int) -> list:
     return [(h, w, n) for (h, w), n in zip(sizes, iterations)]
 
 
-class _Clock:
-    """ETA from measured step times, with cost proportional to pixels plus a fixed overhead."""
+def plan(content_shape, config: Optional[StyleConfig] = None, *, style_shapes=None, measure: bool = True) -> dict:
+    """Estimate a run before it starts: time, peak memory, tiles; JSON-friendly (plain numbers and lists).
 
-    OVERHEAD_PIXELS = 40_000  # per-step overhead, in pixel-equivalents (measured: ~80 ms at 512 px)
+    `content_shape` is the content array's shape ((H, W) or (H, W, C)); `style_shapes`, when
+    known, the style images' (H, W). With `measure`, the time model comes from a short
+    measurement on this machine (a few seconds, once: cached in the user's cache folder);
+    without it, from the cache or built-in defaults. Keys: size, fits, est_seconds,
+    est_peak_bytes, memory_budget_bytes, memory_budget (how the budget was chosen), scales
+    (one dict per scale: height, width, iterations, tiled, tile_size, passes, est_seconds,
+    est_peak_bytes, and for tiled scales overlap, feather, tiles_per_pass, steps_per_tile),
+    largest_fitting_size ([h, w] when the run does not fit, else None), message (when it does not fit).
+    """
+    config = config or StyleConfig()
+    config.validate(num_styles=len(style_shapes) if style_shapes else None)
+    h, w = (int(v) for v in tuple(content_shape)[:2])
+    return _make_plan(config, (h, w), plan_scales(config, h, w), style_shapes, measure).to_dict()
 
-    def __init__(self, schedule: list):
-        self.units = [(h * w + self.OVERHEAD_PIXELS) * n for h, w, n in schedule]
-        self.per_step = [h * w + self.OVERHEAD_PIXELS for h, w, _ in schedule]
-        self.start = time.perf_counter()
-        self.rate = None  # seconds per unit
-        self.last = self.start
 
-    def step(self, scale_index: int, steps_done: int) -> tuple:
-        now = time.perf_counter()
-        dt, self.last = now - self.last, now
-        measured = dt / self.per_step[scale_index]
-        self.rate = measured if self.rate is None else 0.7 * self.rate + 0.3 * measured
-        steps_here = self.units[scale_index] // self.per_step[scale_index]
-        remaining = self.per_step[scale_index] * max(0, steps_here - steps_done) + sum(self.units[scale_index + 1 :])
-        return now - self.start, self.rate * remaining
+def _make_plan(config: StyleConfig, content_hw: tuple, schedule: list, style_shapes, measure: bool):
+    from . import planner
 
-    def mark(self) -> None:
-        """Restart the step timer (after target computation, which is not a step)."""
-        self.last = time.perf_counter()
+    coefficients = planner.calibrate(config, measure=measure)
+    shapes = [tuple(int(v) for v in s[:2]) for s in style_shapes] if style_shapes else None
+    return planner.make_plan(content_hw, config, schedule, style_shapes=shapes, time_coefficients=coefficients)
 
 
 def stylize(
@@ -120,10 +129,16 @@ def stylize(
     elif config.init not in ("content", "noise"):
         raise ValueError(f"init: {config.init!r} names an image file; load it and pass it as init_image")
     schedule = plan_scales(config, *content_rgb.shape[:2])
-    return _run(config, content_rgb, alpha, style_rgbs, init_rgb, schedule, on_progress, should_stop)
+    the_plan = _make_plan(config, content_rgb.shape[:2], schedule, [s.shape for s in style_rgbs], measure=False)
+    if not the_plan.fits:
+        raise ValueError(the_plan.message)
+    return _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress, should_stop)
 
 
-def _run(config, content_rgb, alpha, style_rgbs, init_rgb, schedule, on_progress, should_stop):
+def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress, should_stop):
+    from .planner import Eta
+
+    schedule = [(sp.height, sp.width, sp.iterations) for sp in the_plan.scales]
     target = schedule[-1][:2]
     from . import device
     from .features import cached_extractor
@@ -166,12 +181,13 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, schedule, on_progress
             out = color.combine_luminance(out, resize(content_rgb, *size))
         if alpha is not None:
             out = np.concatenate([out, resize(alpha, *size)[..., None].clip(0.0, 255.0)], axis=-1)
-        return out.astype(np.float32)
+        return out.astype(np.float32, copy=False)
 
-    clock = _Clock(schedule)
+    eta = Eta([sp.phases for sp in the_plan.scales])
     num_scales = len(schedule)
     x = None
-    for index, (h, w, steps) in enumerate(schedule):
+    for index, sp in enumerate(the_plan.scales):
+        h, w, steps = sp.height, sp.width, sp.iterations
         content_s = resize(work_content, h, w)
         if x is None:
             if init_rgb is not None:
@@ -181,12 +197,38 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, schedule, on_progress
             else:
                 x = content_s.copy()
         else:
-            x = np.clip(resize(x, h, w), 0.0, 255.0)
+            x = resize(x, h, w)
+            np.clip(x, 0.0, 255.0, out=x)
+
+        style_long = min(MAX_STYLE_SIDE, config.style_scale * max(h, w))
+        grams = [
+            _style_grams(objective, resize(s, *fit_long_side(*s.shape[:2], style_long)), sp.gram_window_pixels)
+            for s in style_rgbs
+        ]
+        style_targets = objective.blend_grams(grams, blend)
+        del grams
+
+        if sp.grid is not None:
+            tv_ref = _tv_reference(content_s)
+            x = _optimize_tiles(
+                objective,
+                config,
+                sp,
+                index,
+                num_scales,
+                content_s,
+                x,
+                style_targets,
+                tv_ref,
+                eta,
+                on_progress,
+                should_stop,
+                finish,
+                target,
+            )
+            continue
 
         content_targets = objective.content_targets(content_s)
-        style_long = min(MAX_STYLE_SIDE, config.style_scale * max(h, w))
-        grams = [objective.style_grams(resize(s, *fit_long_side(*s.shape[:2], style_long))) for s in style_rgbs]
-        style_targets = objective.blend_grams(grams, blend)
         tv_ref = objective.tv_reference(content_s)
 
         def value_and_grad(img, _ct=content_targets, _st=style_targets, _tv=tv_ref):
@@ -194,7 +236,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, schedule, on_progress
             return float(loss), grad.numpy()[0]
 
         def on_step(step, loss, current, _i=index, _h=h, _w=w, _n=steps):
-            elapsed, eta = clock.step(_i, step)
+            elapsed, eta_s = eta.at(_i, 0, step / _n)
             if on_progress is not None:
                 snapshot = current
                 on_progress(
@@ -205,13 +247,12 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, schedule, on_progress
                         num_steps=_n,
                         loss=float(loss),
                         elapsed_s=elapsed,
-                        eta_s=eta,
+                        eta_s=eta_s,
                         size=(_h, _w),
                         image=lambda snap=snapshot, sz=(_h, _w): finish(np.asarray(snap, np.float32), sz),
                     )
                 )
 
-        clock.mark()
         try:
             x, _ = minimize(
                 value_and_grad,
@@ -228,4 +269,136 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, schedule, on_progress
             raise Cancelled(finish(best, target) if best is not None else None) from None
         x = np.clip(x, 0.0, 255.0)
 
+    del content_s
     return finish(x, target)
+
+
+def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> dict:
+    """The style image's Gram matrices: in one piece, or accumulated over windows when it is too large."""
+    if window_pixels is None:
+        return objective.style_grams(style)
+    import tensorflow as tf
+
+    from .planner import layer_stride
+    from .tiling import gram_windows
+
+    h, w = style.shape[:2]
+    sums = {}
+    for core, window in gram_windows(h, w, window_pixels):
+        (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) = core, window
+        feats = objective.features(style[wy0:wy1, wx0:wx1])
+        for name in objective.style_layers:
+            s = layer_stride(name)
+            core = feats[name][0, (cy0 - wy0) // s : (cy1 - wy0) // s, (cx0 - wx0) // s : (cx1 - wx0) // s]
+            f = np.asarray(core).reshape(-1, core.shape[-1])
+            sums[name] = sums.get(name, 0.0) + (f.T @ f).astype(np.float64)
+            del core, f
+        del feats
+    out = {}
+    for name in objective.style_layers:
+        s = layer_stride(name)
+        positions = max(1, (h // s) * (w // s))
+        out[name] = tf.constant((sums[name] / positions).astype(np.float32))
+    return out
+
+
+def _tv_reference(image: np.ndarray):
+    """The image's total variation (as losses.total_variation, floored at 1), in row chunks: no full-size copies."""
+    import tensorflow as tf
+
+    h, w = image.shape[:2]
+    dy = dx = 0.0
+    rows = max(1, 2_000_000 // max(1, w * 3))
+    for y in range(0, h, rows):
+        block = image[y : min(h, y + rows + 1)].astype(np.float64)  # one row more: the step to the next chunk
+        dy += float(np.sum(np.square(block[1:] - block[:-1])))
+        own = block[: min(rows, h - y)]
+        dx += float(np.sum(np.square(own[:, 1:] - own[:, :-1])))
+    value = dy / max(1, (h - 1) * w * 3) + dx / max(1, h * (w - 1) * 3)
+    return tf.constant(max(value, 1.0), tf.float32)
+
+
+def _optimize_tiles(
+    objective,
+    config,
+    sp,
+    index,
+    num_scales,
+    content_s,
+    x,
+    style_targets,
+    tv_ref,
+    eta,
+    on_progress,
+    should_stop,
+    finish,
+    target,
+):
+    """One scale in overlapping tiles: `passes` sweeps over a shifting grid, each tile blended back with a feather.
+
+    Every tile uses the same (whole-image) style targets and TV reference; its content targets
+    are the content's features over the same window, so border effects match. Each visit runs a
+    fresh optimiser for `steps_per_visit` steps from the current image.
+    """
+    from .optimize import StopRequested, minimize
+    from .tiling import blend_into
+
+    grid = sp.grid
+    h, w = sp.height, sp.width
+    cur = np.ascontiguousarray(x, dtype=np.float32)
+    visits = grid.visits()
+    steps = sp.steps_per_visit
+    visit = 0
+    for pass_index in range(grid.passes):
+        for window in grid.windows(pass_index):
+            visit += 1
+            y0, y1, x0, x1 = window
+            mask = grid.mask(window)
+            content_targets = objective.content_targets(content_s[y0:y1, x0:x1])
+
+            def value_and_grad(img, _ct=content_targets):
+                loss, grad, _ = objective.value_and_grad(img[None], _ct, style_targets, tv_ref)
+                return float(loss), grad.numpy()[0]
+
+            def composite(tile, _win=window, _mask=mask):
+                out = cur.copy()
+                blend_into(out, _win, np.clip(np.asarray(tile, np.float32), 0.0, 255.0), _mask)
+                return out
+
+            def on_step(step, loss, current, _v=visit):
+                elapsed, eta_s = eta.at(index, _v - 1, step / steps)
+                if on_progress is not None:
+                    on_progress(
+                        Progress(
+                            scale=index + 1,
+                            num_scales=num_scales,
+                            step=step,
+                            num_steps=steps,
+                            loss=float(loss),
+                            elapsed_s=elapsed,
+                            eta_s=eta_s,
+                            size=(h, w),
+                            tile=(_v, visits),
+                            image=lambda snap=current: finish(composite(snap), (h, w)),
+                        )
+                    )
+
+            try:
+                best, _ = minimize(
+                    value_and_grad,
+                    cur[y0:y1, x0:x1].copy(),
+                    steps,
+                    method=config.optimizer,
+                    history=config.lbfgs_history,
+                    learning_rate=config.learning_rate,
+                    on_step=on_step,
+                    should_stop=should_stop,
+                )
+            except StopRequested as stop:
+                if stop.best is not None:
+                    blend_into(cur, window, np.clip(stop.best, 0.0, 255.0), mask)
+                started = index > 0 or visit > 1 or stop.best is not None
+                raise Cancelled(finish(cur, target) if started else None) from None
+            blend_into(cur, window, np.clip(best, 0.0, 255.0), mask)
+            del content_targets, best
+    return cur

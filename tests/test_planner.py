@@ -1,0 +1,195 @@
+"""The planner: memory and time models, tiling decisions, the no-fit message, the calibration cache."""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+import nst_keras
+from nst_keras import StyleConfig, engine, planner
+from nst_keras.engine import plan_scales
+
+GIB = 1024**3
+COEFFICIENTS = {**planner.DEFAULT_TIME, "source": "test"}
+CFG = StyleConfig(weights="random", max_size=0)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(planner.CACHE_ENV, str(tmp_path / "cache"))
+
+
+def _plan(h, w, config=CFG, budget_gib=8.0, **kwargs):
+    return planner.make_plan(
+        (h, w),
+        config,
+        plan_scales(config, h, w),
+        time_coefficients=COEFFICIENTS,
+        kind=kwargs.pop("kind", "CPU"),
+        dtype="float32",
+        budget=(int(budget_gib * GIB), "test budget"),
+        **kwargs,
+    )
+
+
+def test_activation_count_grows_with_depth_and_vgg19_keeps_more_than_vgg16():
+    a = planner.activation_floats("vgg19", ["block1_conv1"])
+    b = planner.activation_floats("vgg19", ["block3_conv1"])
+    c = planner.activation_floats("vgg19", ["block5_conv2"])
+    assert 0 < a < b < c
+    assert planner.activation_floats("vgg16", ["block5_conv2"]) < c
+    assert planner.layer_stride("block1_conv2") == 1 and planner.layer_stride("block5_conv1") == 16
+
+
+def test_memory_and_time_grow_with_size():
+    peaks, times = [], []
+    for side in (256, 512, 1024, 2048, 4096):
+        p = _plan(side * 3 // 4, side, budget_gib=1000)
+        assert p.fits and not any(s.tiled for s in p.scales)
+        peaks.append(p.peak_bytes)
+        times.append(p.seconds)
+    assert all(a < b for a, b in zip(peaks, peaks[1:]))
+    assert all(a < b for a, b in zip(times, times[1:]))
+    # Memory is base + a cost per pixel: the largest scale's pixels dominate.
+    assert (peaks[-1] - peaks[-2]) / (peaks[-2] - peaks[-3]) == pytest.approx(4.0, rel=0.05)
+
+
+def test_scales_that_do_not_fit_are_tiled_within_the_budget():
+    p = _plan(3000, 4000, budget_gib=6.0)
+    assert p.fits and p.peak_bytes <= planner.PLAN_SHARE * 6.0 * GIB
+    tiled = [s for s in p.scales if s.tiled]
+    assert tiled and tiled[-1] is p.scales[-1]
+    assert not p.scales[0].tiled  # small scales stay whole
+    last = p.scales[-1]
+    assert last.grid.passes == 2 and last.steps_per_visit * 2 >= last.iterations
+    assert last.grid.tile_h * last.grid.tile_w < 3000 * 4000
+    # Untiled would not fit: the same size with a large budget needs more.
+    assert _plan(3000, 4000, budget_gib=1000).peak_bytes > 6.0 * GIB
+    # Tiling costs time: overlaps are optimised more than once.
+    assert p.seconds > _plan(3000, 4000, budget_gib=1000).seconds
+
+
+def test_forced_tile_size_tiles_every_scale_larger_than_it():
+    cfg = dataclasses.replace(CFG, max_size=1024, min_size=256, tile_size=384)
+    p = _plan(768, 1024, cfg, budget_gib=1000)
+    assert [s.tiled for s in p.scales] == [False, True, True]
+    assert all(max(s.grid.tile_h, s.grid.tile_w) <= 384 for s in p.scales if s.tiled)
+
+
+def test_too_small_a_budget_says_so_and_offers_the_largest_size_that_fits():
+    p = _plan(3000, 4000, budget_gib=1.3)
+    assert not p.fits
+    h, w = p.largest_fitting_size
+    long_side = p.largest_fitting_max_size
+    assert max(h, w) == long_side and abs(h / w - 0.75) < 0.01
+    assert (
+        f"the largest output that fits is {w}x{h} px (use --max-size {long_side} or raise --memory-limit)" in p.message
+    )
+    assert "but the memory budget is 1.3 GiB (test budget" in p.message and "4000x3000" in p.message
+    # Content loaded at that size (what --max-size does) fits, and a little larger does not.
+    assert _plan(h, w, budget_gib=1.3).fits
+    assert not _plan(h + 48, w + 64, budget_gib=1.3).fits
+
+
+def test_no_size_fits_below_the_base_memory():
+    p = _plan(300, 400, budget_gib=0.5)
+    assert not p.fits and p.largest_fitting_size is None
+    assert "even the smallest output does not fit" in p.message
+
+
+def test_stylize_refuses_a_run_that_cannot_fit_with_the_clear_message():
+    cfg = dataclasses.replace(CFG, memory_limit=1.3, max_size=0)
+    with pytest.raises(ValueError, match=r"the largest output that fits is \d+x\d+ px \(use --max-size \d+"):
+        nst_keras.stylize(np.zeros((1500, 2000, 3), np.uint8), [np.zeros((64, 64, 3), np.uint8)], cfg)
+
+
+def test_engine_plan_is_json_friendly_and_complete():
+    cfg = dataclasses.replace(CFG, memory_limit=3.0, max_size=2000)
+    out = engine.plan((1500, 2000, 4), cfg, measure=False)
+    assert json.loads(json.dumps(out)) == out
+    for key in ("size", "fits", "est_seconds", "est_peak_bytes", "memory_budget_bytes", "scales"):
+        assert key in out
+    assert out["memory_budget_bytes"] == 3 * GIB and out["size"] == [1500, 2000]
+    assert out["fits"] and out["est_peak_bytes"] <= 3 * GIB
+    last = out["scales"][-1]
+    assert last["tiled"] and len(last["tile_size"]) == 2 and last["passes"] == 2
+    assert out["largest_fitting_size"] is None
+
+
+def test_gpu_plans_budget_gpu_memory_with_the_measured_bytes_per_pixel():
+    coefficients = {**COEFFICIENTS, "gpu_bpp": 2000.0}
+    cfg = dataclasses.replace(CFG, max_size=4000)
+    p = planner.make_plan(
+        (3000, 4000),
+        cfg,
+        plan_scales(cfg, 3000, 4000),
+        time_coefficients=coefficients,
+        kind="GPU",
+        dtype="float16",
+        budget=(int(10 * GIB), "test"),
+    )
+    assert p.fits and p.peak_bytes <= 10 * GIB
+    assert p.scales[-1].tiled  # 12 Mpx x 2000 B > 10 GiB
+    assert "est_host_peak_bytes" in p.to_dict()
+
+
+def test_calibration_is_measured_once_then_read_from_the_cache(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_measure(config, dtype, gpu):
+        calls.append((config.backbone, config.pooling, dtype))
+        return {**planner.DEFAULT_TIME, "eval_b": 7e-6, "measured_s": 0.1}
+
+    monkeypatch.setattr(planner, "_measure", fake_measure)
+    cfg = StyleConfig(weights="random")
+    assert planner.calibrate(cfg, measure=False)["source"] == "default"
+    assert calls == []
+    first = planner.calibrate(cfg)
+    assert first["source"] == "measured" and first["eval_b"] == 7e-6
+    path = os.path.join(planner.cache_dir(), planner.CALIBRATION_FILE)
+    with open(path, encoding="utf-8") as f:
+        stored = json.load(f)
+    assert len(stored["entries"]) == 1 and "vgg19" in next(iter(stored["entries"]))
+    again = planner.calibrate(cfg)
+    assert again["source"] == "cache" and again["eval_b"] == 7e-6 and len(calls) == 1
+    assert planner.calibrate(cfg, measure=False)["source"] == "cache"
+    assert planner.calibrate(cfg, refresh=True)["source"] == "measured" and len(calls) == 2
+    calls.pop()
+    # Another network setting is another entry.
+    planner.calibrate(dataclasses.replace(cfg, pooling="avg"))
+    assert len(calls) == 2
+    # The plan uses the cached coefficients.
+    assert engine.plan((96, 128), cfg, measure=False)["time_model"] == "cache"
+
+
+def test_a_broken_cache_file_is_measured_over(monkeypatch):
+    monkeypatch.setattr(planner, "_measure", lambda config, dtype, gpu: dict(planner.DEFAULT_TIME))
+    os.makedirs(planner.cache_dir(), exist_ok=True)
+    with open(os.path.join(planner.cache_dir(), planner.CALIBRATION_FILE), "w") as f:
+        f.write("{not json")
+    assert planner.calibrate(StyleConfig(weights="random"))["source"] == "measured"
+
+
+def test_eta_follows_the_plan_then_the_measured_speed():
+    eta = planner.Eta([[10.0], [5.0, 5.0]])
+    elapsed, left = eta.at(0, 0, 0.0)
+    assert left == pytest.approx(20.0, rel=0.01)
+    _, left = eta.at(1, 1, 1.0)
+    assert left == 0.0
+    slow = planner.Eta([[1.0], [1.0]])
+    slow.start -= 20.0  # 20 s spent on what was predicted to take 1 s
+    _, left = slow.at(0, 0, 1.0)
+    assert left > 5.0  # the estimate has learnt that this machine is slower
+
+
+@pytest.mark.slow
+def test_real_calibration_takes_seconds_and_is_plausible():
+    start = time.perf_counter()
+    out = planner.calibrate(StyleConfig(weights="random"))
+    spent = time.perf_counter() - start
+    assert out["source"] == "measured"
+    assert out["eval_b"] > 0 and out["fwd_b"] > 0 and out["eval_b"] > out["fwd_b"]
+    assert spent < 30.0
