@@ -53,7 +53,7 @@ def child_run(size_text: str, last_scale_steps: int, tile_size, save: str | None
     long_side, aspect = parse_size(size_text)
     content = common.content_at(long_side, aspect)
     style = common.style_image()
-    config = common.bench_config(max_size=0, tile_size=tile_size, **changes)
+    config = common.bench_config(**{"max_size": 0, "tile_size": tile_size, **changes})
 
     t = time.perf_counter()
     plan = None
@@ -69,11 +69,9 @@ def child_run(size_text: str, last_scale_steps: int, tile_size, save: str | None
 
     def on_progress(p):
         events.append((time.perf_counter() - t0, p.scale, p.step, p.num_steps, list(p.tile) if p.tile else None))
-        if last_scale_steps and p.scale == p.num_scales:
-            done = p.tile[0] if p.tile else p.step
-            if (p.tile and p.step == p.num_steps and done >= last_scale_steps) or (
-                not p.tile and done >= last_scale_steps
-            ):
+        if p.scale == p.num_scales:
+            stop["last_steps"] = stop.get("last_steps", 0) + 1
+            if last_scale_steps and stop["last_steps"] >= last_scale_steps:
                 stop["flag"] = True
 
     t0 = time.perf_counter()
@@ -124,8 +122,13 @@ def child_run(size_text: str, last_scale_steps: int, tile_size, save: str | None
         s = scales[last]
         h, w, n = schedule[last - 1]
         if s["tiles"]:
-            visits_done, visits = s["tiles"]
-            scale_total = (s["end"] - s["start"]) / visits_done * visits
+            # Steps of every visit at the measured rate, plus each further visit's content
+            # targets (one forward pass of a tile: taken as half a step, an estimate).
+            visits = s["tiles"][1]
+            per_step = (s["end"] - s["first"]) / max(1, s["steps"] - 1)
+            steps_per_visit = s["num_steps"]
+            scale_total = (s["first"] - s["start"]) + per_step * (steps_per_visit * visits - 1)
+            scale_total += 0.5 * per_step * (visits - 1)
         elif s["steps"] > 1:
             scale_total = (s["first"] - s["start"]) + (s["end"] - s["first"]) / (s["steps"] - 1) * (n - 1)
         else:
@@ -290,7 +293,9 @@ def print_scaling(results: list) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=SIZES)
-    parser.add_argument("--last-scale-steps", type=int, default=0, help="stop after N last-scale steps/visits")
+    parser.add_argument(
+        "--last-scale-steps", type=int, default=0, help="stop after N optimiser steps of the last scale (all tiles)"
+    )
     parser.add_argument("--cut", default="4000x3000", help="sizes to which --last-scale-steps applies")
     parser.add_argument("--seam", action="store_true", help="the seam check instead of the size table")
     parser.add_argument("--seam-size", default="2048")

@@ -88,11 +88,23 @@ def plan(content_shape, config: Optional[StyleConfig] = None, *, style_shapes=No
 
 
 def _make_plan(config: StyleConfig, content_hw: tuple, schedule: list, style_shapes, measure: bool):
+    """The plan; switches TensorFlow's CPU memory to lean mode first when the run comes near its budget."""
     from . import planner
 
-    coefficients = planner.calibrate(config, measure=measure)
     shapes = [tuple(int(v) for v in s[:2]) for s in style_shapes] if style_shapes else None
-    return planner.make_plan(content_hw, config, schedule, style_shapes=shapes, time_coefficients=coefficients)
+
+    def make(coefficients):
+        return planner.make_plan(content_hw, config, schedule, style_shapes=shapes, time_coefficients=coefficients)
+
+    coefficients = planner.calibrate(config, measure=False)  # no tensor work yet: the mode can still change
+    the_plan = make(coefficients)
+    mode = planner.allocator_mode()
+    if planner.wants_lean(the_plan) and planner.use_lean_memory() and mode != "lean":
+        coefficients = planner.calibrate(config, measure=False)  # the lean mode's entry, if cached
+        the_plan = make(coefficients)
+    if measure and coefficients.get("source") == "default":
+        the_plan = make(planner.calibrate(config, measure=True))
+    return the_plan
 
 
 def stylize(
@@ -136,6 +148,7 @@ def stylize(
 
 
 def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress, should_stop):
+    from . import planner
     from .planner import Eta
 
     schedule = [(sp.height, sp.width, sp.iterations) for sp in the_plan.scales]
@@ -148,6 +161,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
 
     weights_path = resolve_weights(config.backbone, config.resolved_weights())
     dtype = device.compute_dtype(config.precision)
+    planner.note_tensorflow_started()
     layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
     extractor = cached_extractor(config.backbone, layers, config.pooling, weights_path, dtype)
     objective = Objective(

@@ -46,16 +46,26 @@ MIN_TILE_SIDE = 256  # automatic tiles are at least this big: smaller ones see t
 LBFGS_EXTRA_EVALS = 3  # scipy's L-BFGS-B: n steps take n + 3 evaluations (measured; first line search)
 ADAM_EXTRA_EVALS = 1
 
-# Memory (bytes), measured on these machines with VGG19 up to block5_conv2, float32, CPU.
-# The network's bytes per pixel scale with activation_floats(); see the module docstring.
+# Memory (bytes), measured on these machines with VGG19 up to block5_conv2, float32, CPU, per
+# allocator mode (see "TensorFlow's CPU memory" below). The network's bytes per pixel scale with
+# activation_floats() (322 for VGG19 to block5_conv2); see the module docstring.
 MEMORY = {
-    "base": 1.0 * GIB,  # TensorFlow, Keras, the model and its weights, Python
-    "net_bpp_per_float": 1450 / 322.0,  # gradient evaluation, per activation float kept per pixel
-    "fwd_bpp_per_float": 516 / 322.0,  # forward pass only (targets)
-    "img_bpp": 70.0,  # float32 images the engine holds at the working scales, per output pixel
-    "in_bpp": 32.0,  # the content as passed in and the engine's float copy, per input pixel
-    "gpu_weights": 0.25 * GIB,  # on a GPU: weights and the allocator's own reserve
+    "pooled": {
+        "base": 1.0 * GIB,  # TensorFlow, Keras, the model and its weights, Python
+        "net_bpp_per_float": 1450 / 322.0,  # gradient evaluation, per activation float kept per pixel
+        "fwd_bpp_per_float": 850 / 322.0,  # forward pass only (targets)
+        "opt_scale": 1.0,  # of the L-BFGS state's nominal size
+    },
+    "lean": {
+        "base": 0.8 * GIB,
+        "net_bpp_per_float": 1950 / 322.0,
+        "fwd_bpp_per_float": 760 / 322.0,
+        "opt_scale": 1.0,
+    },
 }
+IMG_BPP = 70.0  # float32 images the engine holds at the working scale, per pixel of that scale
+IN_BPP = 32.0  # the content as passed in and the engine's float copy, per input pixel
+GPU_WEIGHTS = 0.25 * GIB  # on a GPU: weights and the allocator's own reserve
 
 # Time defaults (seconds), used until this machine is measured (CPU, 2 cores, TensorFlow 2.21).
 DEFAULT_TIME = {
@@ -171,6 +181,59 @@ def default_budget(kind: str) -> tuple:
     return int(current_rss() + DEFAULT_RAM_SHARE * avail), f"{DEFAULT_RAM_SHARE:.0%} of available memory"
 
 
+# TensorFlow's CPU memory ---------------------------------------------------------------------------
+#
+# With oneDNN (TensorFlow's default on x86 CPUs) the CPU allocator is a pool (BFC) that never gives
+# memory back and grows in doubling regions: after a few scales and tiles of different shapes its
+# resident size was up to twice what the run ever held at once (measured: 15.4 GB peak for a run
+# planned at 7.6 GB). "Lean" mode makes oneDNN allocate from the system (malloc) and makes glibc serve
+# every block above 1 MiB with its own mapping, returned on free, so the resident size follows what
+# is alive and the memory model holds. It costs page faults (about 15% more time per step, measured
+# at 512 px), so it is switched on only for runs that come near the budget. Both settings are read
+# when TensorFlow first allocates, so the choice must come before any tensor work: the engine and
+# the calibration call `note_tensorflow_started()` when they begin theirs.
+
+LEAN_ENV = "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"
+LEAN_MMAP_THRESHOLD = 1 << 20
+LEAN_WHEN = 0.45  # of the usable budget: above this estimate the pooled allocator's growth could overrun it
+POOLED_GROWTH = 2.0  # what the pooled allocator may hold for the network, relative to what is alive
+
+_state = {"started": False, "lean": None}
+
+
+def allocator_mode() -> str:
+    """'lean' or 'pooled': how TensorFlow's CPU memory behaves in this process (or will, once it starts)."""
+    if _state["lean"] is None:
+        _state["lean"] = os.environ.get(LEAN_ENV, "").strip().lower() in ("1", "true")
+    return "lean" if _state["lean"] else "pooled"
+
+
+def note_tensorflow_started() -> None:
+    """From now on the allocator's mode is fixed (call before the first tensor work)."""
+    allocator_mode()
+    _state["started"] = True
+
+
+def use_lean_memory() -> bool:
+    """Switch to lean mode if it is still possible; True when the process is (now) in lean mode."""
+    if allocator_mode() == "lean":
+        return True
+    if _state["started"] or os.environ.get(LEAN_ENV, "").strip().lower() in ("0", "false"):
+        return False  # too late (TensorFlow has allocated), or the user asked for the pool
+    os.environ[LEAN_ENV] = "1"
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(-3, LEAN_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
+            libc.mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD: give freed heap tops back too
+        except (OSError, AttributeError):
+            pass
+    _state["lean"] = True
+    return True
+
+
 # Calibration -------------------------------------------------------------------------------------
 
 
@@ -198,6 +261,7 @@ def calibration_key(config: StyleConfig, device_name: str, dtype: str) -> str:
         deepest,
         config.pooling,
         dtype,
+        allocator_mode() if device_name.startswith("CPU") else "gpu",
         f"tf{tf.__version__}",
         f"v{CALIBRATION_VERSION}",
     )
@@ -270,6 +334,7 @@ def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:
     from .gradient import Objective
     from .optimize import minimize
 
+    note_tensorflow_started()
     t0 = time.perf_counter()
     layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
     extractor = FeatureExtractor(config.backbone, layers, config.pooling, RANDOM_WEIGHTS, dtype)
@@ -404,10 +469,14 @@ class CostModel:
     history: int
 
     @classmethod
-    def for_config(cls, config: StyleConfig, kind: str, dtype: str, time_coefficients: dict) -> CostModel:
+    def for_config(
+        cls, config: StyleConfig, kind: str, dtype: str, time_coefficients: dict, memory: str = "lean", growth=1.0
+    ) -> CostModel:
+        """`memory`: the CPU allocator's mode; `growth`: how much more than it holds alive a pool may keep."""
+        constants = MEMORY[memory]
         floats = activation_floats(config.backbone, config.content_layers + config.style_layers)
-        half = dtype == "float16"
-        net = MEMORY["net_bpp_per_float"] * floats * (0.6 if half else 1.0)
+        half = 0.6 if dtype == "float16" else 1.0
+        net = constants["net_bpp_per_float"] * floats * half * growth
         if kind == "GPU" and time_coefficients.get("gpu_bpp"):
             net = float(time_coefficients["gpu_bpp"])
         lbfgs = config.optimizer == "lbfgs"
@@ -415,10 +484,10 @@ class CostModel:
             kind=kind,
             time={k: float(time_coefficients.get(k, v)) for k, v in DEFAULT_TIME.items()},
             net_bpp=net,
-            fwd_bpp=MEMORY["fwd_bpp_per_float"] * floats * (0.6 if half else 1.0),
-            opt_bpp=24.0 * (2 * config.lbfgs_history + 5) if lbfgs else 60.0,
-            img_bpp=MEMORY["img_bpp"],
-            base=MEMORY["base"],
+            fwd_bpp=constants["fwd_bpp_per_float"] * floats * half * growth,
+            opt_bpp=(24.0 * (2 * config.lbfgs_history + 5) if lbfgs else 60.0) * constants["opt_scale"],
+            img_bpp=IMG_BPP,
+            base=constants["base"],
             extra_evals=LBFGS_EXTRA_EVALS if lbfgs else ADAM_EXTRA_EVALS,
             history=config.lbfgs_history,
         )
@@ -440,12 +509,12 @@ class CostModel:
         return (self.net_bpp if self.kind == "GPU" else self.net_bpp + self.opt_bpp) * px
 
     def image_bytes(self, target_px: float, input_px: float) -> float:
-        return self.img_bpp * target_px + MEMORY["in_bpp"] * input_px
+        return self.img_bpp * target_px + IN_BPP * input_px
 
     def held_bytes(self, target_px: float, input_px: float) -> float:
         """Bytes held outside the network, in the budgeted memory (GPU: the weights)."""
         if self.kind == "GPU":
-            return MEMORY["gpu_weights"]
+            return GPU_WEIGHTS
         return self.base + self.image_bytes(target_px, input_px)
 
     def host_bytes(self, target_px: float, input_px: float, piece_px: float) -> float:
@@ -504,6 +573,7 @@ class Plan:
     largest_fitting_max_size: Optional[int] = None  # the --max-size that gives it
     needed_bytes: Optional[float] = None
     message: Optional[str] = None
+    memory_mode: str = "lean"
 
     @property
     def seconds(self) -> float:
@@ -523,6 +593,7 @@ class Plan:
             "memory_budget": self.budget_source,
             "memory_kind": "GPU memory" if self.kind == "GPU" else "RAM (peak resident set)",
             "time_model": self.time_source,
+            "memory_mode": self.memory_mode,
             "tiled": any(s.tiled for s in self.scales),
             "scales": [s.to_dict() for s in self.scales],
             "largest_fitting_size": None
@@ -536,6 +607,14 @@ class Plan:
         if self.message:
             out["message"] = self.message
         return out
+
+
+def wants_lean(plan: Plan) -> bool:
+    """Whether a CPU run comes near enough to its budget to need the lean allocator."""
+    if plan.kind != "CPU":
+        return False
+    tiled = any(s.tiled or s.gram_window_pixels for s in plan.scales)
+    return tiled or plan.peak_bytes > LEAN_WHEN * PLAN_SHARE * plan.budget_bytes
 
 
 def passes_for(iterations: int) -> int:
@@ -553,9 +632,13 @@ def make_plan(
     kind: Optional[str] = None,
     dtype: Optional[str] = None,
     budget: Optional[tuple] = None,
+    memory: Optional[str] = None,
     find_largest: bool = True,
 ) -> Plan:
-    """Plan the run of `schedule` [(h, w, iterations)] for content of `content_hw` (h, w)."""
+    """Plan the run of `schedule` [(h, w, iterations)] for content of `content_hw` (h, w).
+
+    `memory` is the CPU allocator's mode ('lean' or 'pooled'; default: this process's).
+    """
     from . import device
 
     if kind is None:
@@ -563,14 +646,21 @@ def make_plan(
     if dtype is None:
         dtype = device.compute_dtype(config.precision)
     coefficients = time_coefficients or {**DEFAULT_TIME, "source": "default"}
-    model = CostModel.for_config(config, kind, dtype, coefficients)
+    if memory is None:
+        memory = allocator_mode() if kind == "CPU" else "lean"
     if budget is None:
         if config.memory_limit is not None:
             budget = (int(config.memory_limit * GIB), "--memory-limit")
         else:
             budget = default_budget(kind)
     host_budget = default_budget("CPU")[0] if kind == "GPU" else budget[0]
+    model = CostModel.for_config(config, kind, dtype, coefficients, memory)
     plan = _plan_with(content_hw, config, schedule, model, budget, host_budget, style_shapes)
+    if kind == "CPU" and memory == "pooled" and wants_lean(plan):
+        # A pool near its budget may outgrow it: plan as if the network needed twice its live memory.
+        model = CostModel.for_config(config, kind, dtype, coefficients, memory, POOLED_GROWTH)
+        plan = _plan_with(content_hw, config, schedule, model, budget, host_budget, style_shapes)
+    plan.memory_mode = memory if kind == "CPU" else "gpu"
     plan.time_source = str(coefficients.get("source", "default"))
     if not plan.fits and find_largest:
         found = _largest_fitting(content_hw, config, model, budget, host_budget, style_shapes)

@@ -31,6 +31,7 @@ def _plan(h, w, config=CFG, budget_gib=8.0, **kwargs):
         kind=kwargs.pop("kind", "CPU"),
         dtype="float32",
         budget=(int(budget_gib * GIB), "test budget"),
+        memory=kwargs.pop("memory", "lean"),
         **kwargs,
     )
 
@@ -193,3 +194,39 @@ def test_real_calibration_takes_seconds_and_is_plausible():
     assert out["source"] == "measured"
     assert out["eval_b"] > 0 and out["fwd_b"] > 0 and out["eval_b"] > out["fwd_b"]
     assert spent < 30.0
+
+
+def test_runs_near_the_budget_ask_for_the_lean_allocator_and_a_pool_is_planned_with_room_to_grow():
+    small, big = _plan(384, 512, budget_gib=8.0), _plan(3000, 4000, budget_gib=8.0)
+    assert not planner.wants_lean(small)
+    assert planner.wants_lean(big)
+    assert not planner.wants_lean(_plan(3000, 4000, budget_gib=8.0, kind="GPU"))
+    lean = _plan(3000, 4000, budget_gib=8.0, memory="lean")
+    pooled = _plan(3000, 4000, budget_gib=8.0, memory="pooled")
+    assert lean.memory_mode == "lean" and pooled.memory_mode == "pooled"
+    tile = lambda p: p.scales[-1].grid.tile_h * p.scales[-1].grid.tile_w  # noqa: E731
+    assert tile(pooled) < tile(lean)  # a pool may hold twice what is alive: smaller tiles
+    assert pooled.peak_bytes <= planner.PLAN_SHARE * 8.0 * GIB
+
+
+def test_lean_mode_is_refused_once_tensorflow_has_allocated(monkeypatch):
+    monkeypatch.setattr(planner, "_state", {"started": True, "lean": False})
+    monkeypatch.delenv(planner.LEAN_ENV, raising=False)
+    assert planner.use_lean_memory() is False and planner.allocator_mode() == "pooled"
+    monkeypatch.setattr(planner, "_state", {"started": False, "lean": None})
+    monkeypatch.setenv(planner.LEAN_ENV, "0")  # the user's explicit choice wins
+    assert planner.use_lean_memory() is False
+
+
+def test_lean_mode_switch_before_tensorflow_starts():
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from nst_keras import planner; "
+        "assert planner.allocator_mode() == 'pooled'; assert planner.use_lean_memory(); "
+        "assert os.environ[planner.LEAN_ENV] == '1' and planner.allocator_mode() == 'lean'; print('ok')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != planner.LEAN_ENV}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
