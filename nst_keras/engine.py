@@ -19,6 +19,7 @@ the largest size that fits.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -156,7 +157,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
     from . import device
     from .features import cached_extractor
     from .gradient import Objective
-    from .optimize import StopRequested, minimize
+    from .optimize import StopRequested
     from .weights import resolve_weights
 
     weights_path = resolve_weights(config.backbone, config.resolved_weights())
@@ -164,14 +165,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
     planner.note_tensorflow_started()
     layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
     extractor = cached_extractor(config.backbone, layers, config.pooling, weights_path, dtype)
-    objective = Objective(
-        extractor,
-        config.content_layers,
-        config.style_layer_weight_map(),
-        config.content_weight,
-        config.style_weight,
-        config.tv_weight,
-    )
+    objective = Objective.from_config(extractor, config)
 
     # Colour preservation works on the inputs (and, for luminance, again on the output).
     if config.preserve_colors:
@@ -198,7 +192,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
         return out.astype(np.float32, copy=False)
 
     eta = Eta([sp.phases for sp in the_plan.scales])
-    num_scales = len(schedule)
+    run = _Run(objective, config, eta, len(schedule), finish, target, on_progress, should_stop)
     x = None
     for index, sp in enumerate(the_plan.scales):
         h, w, steps = sp.height, sp.width, sp.iterations
@@ -224,60 +218,14 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
 
         if sp.grid is not None:
             tv_ref = _tv_reference(content_s)
-            x = _optimize_tiles(
-                objective,
-                config,
-                sp,
-                index,
-                num_scales,
-                content_s,
-                x,
-                style_targets,
-                tv_ref,
-                eta,
-                on_progress,
-                should_stop,
-                finish,
-                target,
-            )
+            x = _optimize_tiles(run, sp, index, content_s, x, style_targets, tv_ref)
             continue
 
         content_targets = objective.content_targets(content_s)
         tv_ref = objective.tv_reference(content_s)
-
-        def value_and_grad(img, _ct=content_targets, _st=style_targets, _tv=tv_ref):
-            loss, grad, _ = objective.value_and_grad(img[None], _ct, _st, _tv)
-            return float(loss), grad.numpy()[0]
-
-        def on_step(step, loss, current, _i=index, _h=h, _w=w, _n=steps):
-            elapsed, eta_s = eta.at(_i, 0, step / _n)
-            if on_progress is not None:
-                snapshot = current
-                on_progress(
-                    Progress(
-                        scale=_i + 1,
-                        num_scales=num_scales,
-                        step=step,
-                        num_steps=_n,
-                        loss=float(loss),
-                        elapsed_s=elapsed,
-                        eta_s=eta_s,
-                        size=(_h, _w),
-                        image=lambda snap=snapshot, sz=(_h, _w): finish(np.asarray(snap, np.float32), sz),
-                    )
-                )
-
+        report = run.reporter(index, (h, w), steps, lambda snap, sz=(h, w): finish(snap, sz))
         try:
-            x, _ = minimize(
-                value_and_grad,
-                x,
-                steps,
-                method=config.optimizer,
-                history=config.lbfgs_history,
-                learning_rate=config.learning_rate,
-                on_step=on_step,
-                should_stop=should_stop,
-            )
+            x, _ = run.optimize(x, steps, (content_targets, style_targets, tv_ref), report)
         except StopRequested as stop:
             best = stop.best if stop.best is not None else (x if index > 0 else None)
             raise Cancelled(finish(best, target) if best is not None else None) from None
@@ -285,6 +233,71 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
 
     del content_s
     return finish(x, target)
+
+
+@dataclass
+class _Run:
+    """What every scale and tile of one run shares: the objective, the settings, the clock and the listeners."""
+
+    objective: object
+    config: StyleConfig
+    eta: object  # planner.Eta
+    num_scales: int
+    finish: Callable  # (image, (h, w)) -> the output image at that size
+    target: tuple  # (h, w) of the output
+    on_progress: Optional[Callable] = None
+    should_stop: Optional[Callable] = None
+
+    def optimize(self, x0: np.ndarray, steps: int, targets: tuple, on_step):
+        """The configured optimiser on one image (a whole scale or one tile); targets = (content, style, tv ref)."""
+        from .optimize import minimize
+
+        content_targets, style_targets, tv_ref = targets
+        objective, config = self.objective, self.config
+
+        def value_and_grad(img):
+            loss, grad, _ = objective.value_and_grad(img[None], content_targets, style_targets, tv_ref)
+            return float(loss), grad.numpy()[0]
+
+        return minimize(
+            value_and_grad,
+            x0,
+            steps,
+            method=config.optimizer,
+            history=config.lbfgs_history,
+            learning_rate=config.learning_rate,
+            on_step=on_step,
+            should_stop=self.should_stop,
+        )
+
+    def reporter(self, index: int, size: tuple, steps: int, render: Callable, tile: Optional[tuple] = None):
+        """An on_step callback that turns optimiser steps into Progress reports (nothing when no one listens).
+
+        `render(current)` makes the full-size preview image, only when a listener asks for it;
+        `tile` is (visit, visits) on tiled scales.
+        """
+        visit = tile[0] - 1 if tile else 0
+
+        def on_step(step, loss, current):
+            if self.on_progress is None:
+                return
+            elapsed, eta_s = self.eta.at(index, visit, step / steps)
+            self.on_progress(
+                Progress(
+                    scale=index + 1,
+                    num_scales=self.num_scales,
+                    step=step,
+                    num_steps=steps,
+                    loss=float(loss),
+                    elapsed_s=elapsed,
+                    eta_s=eta_s,
+                    size=tuple(size),
+                    tile=tile,
+                    image=lambda snap=current: render(np.asarray(snap, np.float32)),
+                )
+            )
+
+        return on_step
 
 
 def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> dict:
@@ -332,29 +345,14 @@ def _tv_reference(image: np.ndarray):
     return tf.constant(max(value, 1.0), tf.float32)
 
 
-def _optimize_tiles(
-    objective,
-    config,
-    sp,
-    index,
-    num_scales,
-    content_s,
-    x,
-    style_targets,
-    tv_ref,
-    eta,
-    on_progress,
-    should_stop,
-    finish,
-    target,
-):
+def _optimize_tiles(run: _Run, sp, index: int, content_s, x, style_targets, tv_ref):
     """One scale in overlapping tiles: `passes` sweeps over a shifting grid, each tile blended back with a feather.
 
     Every tile uses the same (whole-image) style targets and TV reference; its content targets
     are the content's features over the same window, so border effects match. Each visit runs a
     fresh optimiser for `steps_per_visit` steps from the current image.
     """
-    from .optimize import StopRequested, minimize
+    from .optimize import StopRequested
     from .tiling import blend_into
 
     grid = sp.grid
@@ -368,51 +366,24 @@ def _optimize_tiles(
             visit += 1
             y0, y1, x0, x1 = window
             mask = grid.mask(window)
-            content_targets = objective.content_targets(content_s[y0:y1, x0:x1])
-
-            def value_and_grad(img, _ct=content_targets):
-                loss, grad, _ = objective.value_and_grad(img[None], _ct, style_targets, tv_ref)
-                return float(loss), grad.numpy()[0]
+            content_targets = run.objective.content_targets(content_s[y0:y1, x0:x1])
 
             def composite(tile, _win=window, _mask=mask):
                 out = cur.copy()
                 blend_into(out, _win, np.clip(np.asarray(tile, np.float32), 0.0, 255.0), _mask)
                 return out
 
-            def on_step(step, loss, current, _v=visit):
-                elapsed, eta_s = eta.at(index, _v - 1, step / steps)
-                if on_progress is not None:
-                    on_progress(
-                        Progress(
-                            scale=index + 1,
-                            num_scales=num_scales,
-                            step=step,
-                            num_steps=steps,
-                            loss=float(loss),
-                            elapsed_s=elapsed,
-                            eta_s=eta_s,
-                            size=(h, w),
-                            tile=(_v, visits),
-                            image=lambda snap=current: finish(composite(snap), (h, w)),
-                        )
-                    )
-
+            report = run.reporter(
+                index, (h, w), steps, lambda snap, _c=composite: run.finish(_c(snap), (h, w)), tile=(visit, visits)
+            )
             try:
-                best, _ = minimize(
-                    value_and_grad,
-                    cur[y0:y1, x0:x1].copy(),
-                    steps,
-                    method=config.optimizer,
-                    history=config.lbfgs_history,
-                    learning_rate=config.learning_rate,
-                    on_step=on_step,
-                    should_stop=should_stop,
-                )
+                tile_x = cur[y0:y1, x0:x1].copy()
+                best, _ = run.optimize(tile_x, steps, (content_targets, style_targets, tv_ref), report)
             except StopRequested as stop:
                 if stop.best is not None:
                     blend_into(cur, window, np.clip(stop.best, 0.0, 255.0), mask)
                 started = index > 0 or visit > 1 or stop.best is not None
-                raise Cancelled(finish(cur, target) if started else None) from None
+                raise Cancelled(run.finish(cur, run.target) if started else None) from None
             blend_into(cur, window, np.clip(best, 0.0, 255.0), mask)
             del content_targets, best
     return cur

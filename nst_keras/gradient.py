@@ -53,6 +53,18 @@ class Objective:
 
     # Targets -------------------------------------------------------------------------
 
+    @classmethod
+    def from_config(cls, extractor: FeatureExtractor, config) -> Objective:
+        """The objective a StyleConfig describes (its layers and weights) on `extractor`'s features."""
+        return cls(
+            extractor,
+            config.content_layers,
+            config.style_layer_weight_map(),
+            config.content_weight,
+            config.style_weight,
+            config.tv_weight,
+        )
+
     def features(self, image: np.ndarray) -> dict:
         """Features of an (H, W, 3) image, as tensors keyed by layer name."""
         return self._features(tf.convert_to_tensor(image[None], tf.float32))

@@ -56,15 +56,15 @@ MEMORY = {
         "fwd_bpp_per_float": 850 / 322.0,  # forward pass only (targets)
         "opt_scale": 1.0,  # of the L-BFGS state's nominal size
     },
-    "lean": {
+    "lean": {  # measured: a 4000x3000 run in tiles peaked at 5.4 GiB (timeline of every scale and tile)
         "base": 0.8 * GIB,
         "net_bpp_per_float": 1950 / 322.0,
         "fwd_bpp_per_float": 760 / 322.0,
-        "opt_scale": 1.0,
+        "opt_scale": 0.1,  # the L-BFGS arrays come and go between evaluations: they barely add to the peak
     },
 }
-IMG_BPP = 70.0  # float32 images the engine holds at the working scale, per pixel of that scale
-IN_BPP = 32.0  # the content as passed in and the engine's float copy, per input pixel
+IMG_BPP = 40.0  # float32 images the engine holds at the working scale, per pixel of that scale
+IN_BPP = 32.0  # the content as passed in (RGBA float32) and the engine's float copy, per input pixel
 GPU_WEIGHTS = 0.25 * GIB  # on a GPU: weights and the allocator's own reserve
 
 # Time defaults (seconds), used until this machine is measured (CPU, 2 cores, TensorFlow 2.21).
@@ -99,6 +99,32 @@ def activation_floats(backbone: str, layers) -> float:
             previous_block = block
         total += _block_channels(block) / 4 ** (block - 1)
     return total
+
+
+def conv_macs(backbone: str, layers) -> float:
+    """Multiply-adds per input pixel of the convolutions up to the deepest of `layers` (a forward pass)."""
+    order = CONV_LAYERS[backbone]
+    deepest = max((order.index(name) for name in layers), default=len(order) - 1)
+    total = 0.0
+    previous = 3
+    for name in order[: deepest + 1]:
+        block = int(name[5])
+        channels = _block_channels(block)
+        total += 9 * previous * channels / 4 ** (block - 1)
+        previous = channels
+    return total
+
+
+REFERENCE_MACS = 370_368.0  # conv_macs("vgg19", ["block5_conv2"]): the network DEFAULT_TIME was measured with
+
+
+def default_time(config: StyleConfig) -> dict:
+    """DEFAULT_TIME scaled to the configured network's size: the estimate before any measurement."""
+    ratio = conv_macs(config.backbone, config.content_layers + config.style_layers) / REFERENCE_MACS
+    out = dict(DEFAULT_TIME)
+    for key in ("eval_b", "fwd_b"):
+        out[key] *= ratio
+    return out
 
 
 def layer_stride(name: str) -> int:
@@ -316,7 +342,7 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     if not refresh and isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME):
         return {**entry, "source": "cache"}
     if not measure:
-        return {**DEFAULT_TIME, "source": "default"}
+        return {**default_time(config), "source": "default"}
     entry = _measure(config, dtype, info["kind"] == "GPU")
     data = _read_cache(path)  # another process may have written meanwhile
     data["version"] = CALIBRATION_VERSION
@@ -338,14 +364,7 @@ def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:
     t0 = time.perf_counter()
     layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
     extractor = FeatureExtractor(config.backbone, layers, config.pooling, RANDOM_WEIGHTS, dtype)
-    objective = Objective(
-        extractor,
-        config.content_layers,
-        config.style_layer_weight_map(),
-        config.content_weight,
-        config.style_weight,
-        config.tv_weight,
-    )
+    objective = Objective.from_config(extractor, config)
     rng = np.random.default_rng(0)
     evals, fwds, firsts = [], [], []
     setup = None
@@ -645,7 +664,7 @@ def make_plan(
         kind = device.device_info()["kind"]
     if dtype is None:
         dtype = device.compute_dtype(config.precision)
-    coefficients = time_coefficients or {**DEFAULT_TIME, "source": "default"}
+    coefficients = time_coefficients or {**default_time(config), "source": "default"}
     if memory is None:
         memory = allocator_mode() if kind == "CPU" else "lean"
     if budget is None:

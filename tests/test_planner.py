@@ -193,7 +193,10 @@ def test_real_calibration_takes_seconds_and_is_plausible():
     spent = time.perf_counter() - start
     assert out["source"] == "measured"
     assert out["eval_b"] > 0 and out["fwd_b"] > 0 and out["eval_b"] > out["fwd_b"]
-    assert spent < 30.0
+    # A short measurement (about 15 s on a quiet 2-core CPU), not an optimisation: the bound is
+    # loose on purpose (shared CI machines run 2-4x slower); it only catches a calibration that
+    # grew into minutes of work.
+    assert spent < 180.0
 
 
 def test_runs_near_the_budget_ask_for_the_lean_allocator_and_a_pool_is_planned_with_room_to_grow():
@@ -230,3 +233,10 @@ def test_lean_mode_switch_before_tensorflow_starts():
     env = {k: v for k, v in os.environ.items() if k != planner.LEAN_ENV}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_default_time_scales_with_the_network_size():
+    vgg19 = planner.default_time(StyleConfig())
+    vgg16 = planner.default_time(StyleConfig(backbone="vgg16"))
+    assert vgg19["eval_b"] == pytest.approx(planner.DEFAULT_TIME["eval_b"])
+    assert 0.75 < vgg16["eval_b"] / vgg19["eval_b"] < 0.85
