@@ -16,7 +16,7 @@ network, tracing and targets included) to the report of that image; the evaluati
 after the run and are not counted. The yardstick's clock likewise includes its set-up.
 
 Each part runs in its own child process (so peak memory is its own); the run takes about as
-long as the yardstick (1000 steps: 30-50 minutes on a 2-core CPU). Use --baseline-steps for
+long as the yardstick (1000 steps: about 17 minutes on a quiet 2-core CPU) plus 5-10 minutes. Use --baseline-steps for
 quick runs (the figures printed then say so) or --baseline-json to reuse a stored yardstick.
 
     python bench/bench_speed.py [--baseline-steps 1000] [--size 512]
@@ -89,6 +89,36 @@ def time_to_reach(curve: list, target: float, column: int = 0):
         if point[-1] <= target:
             return point[column]
     return None
+
+
+def yardstick_time_to(trajectory: list, target: float):
+    """Seconds the yardstick took to reach `target` (linear between its recorded points; None if never)."""
+    previous = None
+    for t, loss in trajectory:
+        if loss <= target:
+            if previous is None or previous[1] == loss:
+                return t
+            t0, l0 = previous
+            return t0 + (t - t0) * (l0 - target) / (l0 - loss)
+        previous = (t, loss)
+    return None
+
+
+def equal_loss_rows(baseline: dict, pipelines: dict) -> list:
+    """Per pipeline: its final loss and time, the yardstick's time to the same loss, and the ratio."""
+    rows = []
+    for preset, res in pipelines.items():
+        theirs = yardstick_time_to(baseline.get("trajectory", []), res["final_loss"])
+        rows.append(
+            [
+                f"default pipeline, preset {preset}",
+                res["final_loss"],
+                res["total_s"],
+                theirs,
+                theirs / res["total_s"] if theirs else None,
+            ]
+        )
+    return rows
 
 
 def main(argv=None) -> int:
@@ -232,6 +262,10 @@ def main(argv=None) -> int:
         "work: objective evaluations in full-size (512 px) equivalents, each weighted by its pixels; "
         "it does not change with the machine's load"
     )
+    print()
+    print("the other way round: the yardstick's time to each pipeline's own final loss")
+    headers = ["run", "its final loss", "its time s", "yardstick s to that loss", "speed-up (time)"]
+    print(common.table(headers, equal_loss_rows(baseline, pipelines)))
     print(f"load average at start / end: {load_start} / {os.getloadavg()}")
     print()
     print("yardstick loss after n steps (s since start):")

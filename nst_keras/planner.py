@@ -320,6 +320,22 @@ CAL_SIZES = ((128, 128), (256, 256))  # two sizes: intercept and slope of the li
 GPU_CAL_SIZES = ((256, 256), (512, 512))
 CAL_REPEATS = 2
 RECALIBRATE_ENV = "NST_KERAS_RECALIBRATE"
+BUSY_LOAD = 1.5  # load average per core above which a CPU measurement is taken as disturbed by other work
+QUIET_LOAD = 0.75  # ... and below which the machine is quiet enough to measure it again
+
+
+def _load_per_core() -> Optional[float]:
+    """The 1-minute load average per CPU core (None where the system does not tell)."""
+    try:
+        return os.getloadavg()[0] / max(1, os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        return None
+
+
+def _measured_while_busy(entry: dict) -> bool:
+    """A CPU entry measured under heavy load, while the machine is quiet now: worth measuring again."""
+    then, now = entry.get("load_per_core"), _load_per_core()
+    return isinstance(then, (int, float)) and then >= BUSY_LOAD and now is not None and now < QUIET_LOAD
 
 
 def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = False) -> dict:
@@ -328,7 +344,9 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     The result has the DEFAULT_TIME keys plus 'source' ('cache', 'measured' or 'default'),
     and on a GPU 'gpu_bpp' (bytes per pixel of a gradient evaluation, measured). `refresh`
     (or the environment variable NST_KERAS_RECALIBRATE=1) measures again and replaces the
-    cached entry, e.g. after a measurement taken while the machine was busy.
+    cached entry. A CPU entry measured while the machine was busy (load average of at least
+    BUSY_LOAD per core: other work slowed every timing) is measured again once the machine is
+    quiet (below QUIET_LOAD per core), so one unlucky moment does not skew estimates for good.
     """
     refresh = refresh or os.environ.get(RECALIBRATE_ENV, "") not in ("", "0")
     from . import device
@@ -339,7 +357,8 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     path = os.path.join(cache_dir(), CALIBRATION_FILE)
     data = _read_cache(path)
     entry = data["entries"].get(key)
-    if not refresh and isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME):
+    usable = isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME)
+    if usable and not refresh and not (measure and info["kind"] == "CPU" and _measured_while_busy(entry)):
         return {**entry, "source": "cache"}
     if not measure:
         return {**default_time(config), "source": "default"}
@@ -361,6 +380,7 @@ def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:
     from .optimize import minimize
 
     note_tensorflow_started()
+    load_before = _load_per_core()
     t0 = time.perf_counter()
     layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
     extractor = FeatureExtractor(config.backbone, layers, config.pooling, RANDOM_WEIGHTS, dtype)
@@ -438,6 +458,8 @@ def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:
         "measured_s": time.perf_counter() - t0,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if load_before is not None:
+        out["load_per_core"] = load_before  # the 1-minute average lags: it shows the other work, not this measurement
     if gpu_bpp:
         out["gpu_bpp"] = gpu_bpp
     return out

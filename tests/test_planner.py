@@ -166,6 +166,25 @@ def test_calibration_is_measured_once_then_read_from_the_cache(monkeypatch, tmp_
     assert engine.plan((96, 128), cfg, measure=False)["time_model"] == "cache"
 
 
+def test_a_calibration_taken_on_a_busy_machine_is_measured_again_once_it_is_quiet(monkeypatch):
+    calls = []
+
+    def fake_measure(config, dtype, gpu):
+        calls.append(1)
+        return {**planner.DEFAULT_TIME, "load_per_core": load["now"]}
+
+    load = {"now": 3.0}
+    monkeypatch.setattr(planner, "_measure", fake_measure)
+    monkeypatch.setattr(planner, "_load_per_core", lambda: load["now"])
+    cfg = StyleConfig(weights="random")
+    assert planner.calibrate(cfg)["source"] == "measured"  # taken while busy (3 per core)
+    assert planner.calibrate(cfg)["source"] == "cache" and len(calls) == 1  # still busy: no better now
+    load["now"] = 0.2
+    assert planner.calibrate(cfg, measure=False)["source"] == "cache"  # no measuring allowed: the old entry
+    assert planner.calibrate(cfg)["source"] == "measured" and len(calls) == 2  # quiet: measured again
+    assert planner.calibrate(cfg)["source"] == "cache" and len(calls) == 2  # a quiet entry is kept
+
+
 def test_a_broken_cache_file_is_measured_over(monkeypatch):
     monkeypatch.setattr(planner, "_measure", lambda config, dtype, gpu: dict(planner.DEFAULT_TIME))
     os.makedirs(planner.cache_dir(), exist_ok=True)

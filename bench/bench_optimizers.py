@@ -1,0 +1,122 @@
+"""Loss per step of each optimiser at one size, from the photo, on the engine's objective.
+
+Why this exists: bench_speed.py found that the default pipeline does not reach the
+yardstick's loss (1000 steps of the TensorFlow tutorial's Adam), so this script asks the
+underlying question directly: per step (one value and gradient each, the same cost), how far
+does each optimiser get on the same objective, starting from the same photo, at one scale?
+
+Optimisers:
+- lbfgs: nst_keras.optimize (float32 L-BFGS, history 10, the engine's default);
+- scipy: scipy.optimize L-BFGS-B in float64 (history --scipy-history), no bounds;
+- tutorial: the yardstick's Adam (lr 0.02 on a 0..1 image, beta_1 0.99, epsilon 0.1, loss
+  scaled by 1e6 as in baseline_tutorial.py, clipped to 0..1 each step), written out in numpy.
+
+Losses are of the clipped image (0..255), at the listed steps. Run:
+
+    python bench/bench_optimizers.py [--size 256] [--steps 100] [--only lbfgs,scipy,tutorial] [--tv-weight W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+MARKS = (10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 1000)
+
+
+def run_lbfgs(problem, x0, steps, report):
+    from nst_keras.optimize import minimize
+
+    minimize(problem.value_and_grad, x0.copy(), steps, on_step=lambda step, loss, x: report(step, x))
+
+
+def run_scipy(problem, x0, steps, report, history):
+    import numpy as np
+    import scipy.optimize
+
+    shape = x0.shape
+    count = {"it": 0}
+
+    def fun(flat):
+        loss, grad = problem.value_and_grad(flat.reshape(shape).astype(np.float32))
+        return loss, grad.astype(np.float64).ravel()
+
+    def callback(xk):
+        count["it"] += 1
+        report(count["it"], xk.reshape(shape).astype(np.float32))
+
+    options = {"maxiter": steps, "maxcor": history, "maxfun": 10 * steps, "ftol": 0.0, "gtol": 0.0}
+    scipy.optimize.minimize(
+        fun, x0.astype(np.float64).ravel(), jac=True, method="L-BFGS-B", callback=callback, options=options
+    )
+
+
+def run_tutorial(problem, x0, steps, report, loss_scale=1e6):
+    import numpy as np
+
+    x = x0 / 255.0
+    m = np.zeros_like(x)
+    v = np.zeros_like(x)
+    for step in range(1, steps + 1):
+        _, grad = problem.value_and_grad(x * 255.0)
+        grad = grad * 255.0 * loss_scale  # d(scaled loss)/d(0..1 pixel)
+        m = 0.99 * m + 0.01 * grad
+        v = 0.999 * v + 0.001 * grad * grad
+        m_hat = m / (1 - 0.99**step)
+        v_hat = v / (1 - 0.999**step)
+        x = np.clip(x - 0.02 * m_hat / (np.sqrt(v_hat) + 0.1), 0.0, 1.0)
+        report(step, x * 255.0)
+
+
+def main(argv=None) -> int:
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--only", default="lbfgs,scipy,tutorial")
+    parser.add_argument("--tv-weight", type=float, default=None, help="change the objective's TV weight")
+    parser.add_argument("--scipy-history", type=int, default=10)
+    args = parser.parse_args(argv)
+
+    content = common.content_at(args.size)
+    config = common.bench_config()
+    if args.tv_weight is not None:
+        config = dataclasses.replace(config, tv_weight=args.tv_weight)
+    problem = common.Problem(content, common.style_image(), config=config)
+    print(common.machine_line())
+    h, w = content.shape[:2]
+    print(f"{w}x{h} px, one scale, from the photo; tv weight {config.tv_weight}; loss of the clipped image at step n")
+    marks = [m for m in MARKS if m <= args.steps]
+    rows = []
+    for name in args.only.split(","):
+        losses = {}
+
+        def report(step, x, _losses=losses):
+            if step in marks:
+                _losses[step] = problem.value_and_grad(np.clip(x, 0.0, 255.0))[0]
+
+        t = time.perf_counter()
+        if name == "lbfgs":
+            run_lbfgs(problem, content, args.steps, report)
+        elif name == "scipy":
+            run_scipy(problem, content, args.steps, report, args.scipy_history)
+        elif name == "tutorial":
+            run_tutorial(problem, content, args.steps, report)
+        else:
+            raise SystemExit(f"unknown optimiser {name!r}: expected lbfgs, scipy or tutorial")
+        rows.append([name, time.perf_counter() - t] + [losses.get(m) for m in marks])
+        print(f"[{name} done]", flush=True)
+    print(common.table(["optimiser", "s"] + [f"step {m}" for m in marks], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
