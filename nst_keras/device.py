@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Optional
 
 
 def quiet_tensorflow() -> None:
@@ -35,20 +36,28 @@ def _setup() -> dict:
         except Exception:  # noqa: BLE001 - details are cosmetic
             pass
         info.update(kind="GPU", name=details.get("device_name") or gpus[0].name)
-        try:
-            import subprocess
-
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", "0"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-            if out.returncode == 0 and out.stdout.strip():
-                info["memory_bytes"] = int(float(out.stdout.strip().splitlines()[0]) * 1024 * 1024)
-        except (OSError, ValueError, subprocess.SubprocessError):
-            pass
+        total = nvidia_smi_bytes("memory.total")
+        if total is not None:
+            info["memory_bytes"] = total
     return info
+
+
+def nvidia_smi_bytes(field: str) -> Optional[int]:
+    """A memory field of GPU 0 ('memory.total', 'memory.free') in bytes, from nvidia-smi; None where it cannot tell."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return int(float(out.stdout.strip().splitlines()[0]) * 1024 * 1024)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    return None
 
 
 def device_info() -> dict:

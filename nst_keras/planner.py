@@ -86,14 +86,18 @@ def _block_channels(block: int) -> int:
     return min(64 * 2 ** (block - 1), 512)
 
 
-def activation_floats(backbone: str, layers) -> float:
-    """Floats per input pixel of the activations kept up to the deepest of `layers` (convolutions and pools)."""
+def _conv_blocks(backbone: str, layers) -> list:
+    """The block number of each convolution the network runs, up to the deepest of `layers` (all when none)."""
     order = CONV_LAYERS[backbone]
     deepest = max((order.index(name) for name in layers), default=len(order) - 1)
+    return [int(name[5]) for name in order[: deepest + 1]]
+
+
+def activation_floats(backbone: str, layers) -> float:
+    """Floats per input pixel of the activations kept up to the deepest of `layers` (convolutions and pools)."""
     total = 0.0
     previous_block = 1
-    for name in order[: deepest + 1]:
-        block = int(name[5])
+    for block in _conv_blocks(backbone, layers):
         if block != previous_block:  # a pooling layer between blocks
             total += _block_channels(previous_block) / 4**previous_block
             previous_block = block
@@ -103,12 +107,9 @@ def activation_floats(backbone: str, layers) -> float:
 
 def conv_macs(backbone: str, layers) -> float:
     """Multiply-adds per input pixel of the convolutions up to the deepest of `layers` (a forward pass)."""
-    order = CONV_LAYERS[backbone]
-    deepest = max((order.index(name) for name in layers), default=len(order) - 1)
     total = 0.0
     previous = 3
-    for name in order[: deepest + 1]:
-        block = int(name[5])
+    for block in _conv_blocks(backbone, layers):
         channels = _block_channels(block)
         total += 9 * previous * channels / 4 ** (block - 1)
         previous = channels
@@ -173,20 +174,9 @@ def available_ram() -> Optional[int]:
 
 
 def _gpu_free_bytes() -> Optional[int]:
-    try:
-        import subprocess
+    from .device import nvidia_smi_bytes
 
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", "0"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return int(float(out.stdout.strip().splitlines()[0]) * 1024 * 1024)
-    except (OSError, ValueError, subprocess.SubprocessError):
-        pass
-    return None
+    return nvidia_smi_bytes("memory.free")
 
 
 @lru_cache(maxsize=2)
