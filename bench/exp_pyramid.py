@@ -1,8 +1,8 @@
 """Experiment (not yet in the engine): Adam at 512 px on the pixels vs on a pyramid of them.
 
 The image is content + sum over k < LEVELS of upsample(p_k), p_k of size (H/2^k, W/2^k);
-Adam (cosine learning rate LR0 -> LR1, beta_1 B1, epsilon 0.1 on the loss x 1e6, like the
-yardstick) updates every p_k, and after each step the finest level absorbs the clip to 0..1.
+Keras's Adam (cosine learning rate LR0 -> LR1, beta_1 B1, and the yardstick's epsilon and
+loss scale) updates every p_k, and after each step the finest level absorbs the clip to 0..1.
 LEVELS=1 is plain pixels. Prints one JSON line: the loss after n steps as (step, loss, seconds)
 and the final loss. Same network and loss as bench_speed.py's yardstick, so the losses compare
 with its trajectory.
@@ -20,26 +20,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import baseline_tutorial  # noqa: E402
 import common  # noqa: E402
 
 REPORT_AT = (10, 25, 50, 75, 100, 150, 200, 300)
 
 
 def run(levels: int, lr0: float, lr1: float, steps: int, beta_1: float = 0.9) -> dict:
+    import keras
     import numpy as np
     import tensorflow as tf
-
-    from nst_keras import losses
 
     content = common.content_at(512)
     height, width = content.shape[:2]
     problem = common.Problem(content, common.style_image())
-    objective = problem.objective
+    targets = (problem.content_targets, problem.style_targets, problem.tv_reference)
     base = tf.constant(content[None] / 255.0, tf.float32)
     shapes = [(-(-height // 2**k), -(-width // 2**k)) for k in range(levels)]
     params = [tf.Variable(tf.zeros((1, h, w, 3))) for h, w in shapes]
-    first = [tf.Variable(tf.zeros_like(v)) for v in params]
-    second = [tf.Variable(tf.zeros_like(v)) for v in params]
+    schedule = keras.optimizers.schedules.CosineDecay(lr0, decay_steps=steps, alpha=lr1 / lr0)
+    optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=beta_1, epsilon=baseline_tutorial.EPSILON)
+    scale = tf.constant(255.0 * baseline_tutorial.LOSS_SCALE, tf.float32)
 
     def compose():
         x = base
@@ -48,32 +49,22 @@ def run(levels: int, lr0: float, lr1: float, steps: int, beta_1: float = 0.9) ->
         return x
 
     @tf.function
-    def step(lr, t):
+    def step():
         with tf.GradientTape() as tape:
-            x = compose() * 255.0
-            feats = objective.extractor(x)
-            loss, _ = losses.total_loss(
-                x, feats, problem.content_targets, problem.style_targets, objective.weights, problem.tv_reference
-            )
-        grads = tape.gradient(loss, params)
-        for v, g, m, s in zip(params, grads, first, second):
-            g = g * 1e6
-            m.assign(beta_1 * m + (1 - beta_1) * g)
-            s.assign(0.999 * s + 0.001 * g * g)
-            m_hat = m / (1 - beta_1**t)
-            s_hat = s / (1 - 0.999**t)
-            v.assign_sub(lr * m_hat / (tf.sqrt(s_hat) + 0.1))
+            x = compose()
+        # the engine's compiled value and gradient for the image, carried back to the levels
+        loss, grad, _ = problem.objective._value_and_grad(x * 255.0, *targets)
+        optimizer.apply(tape.gradient(x, params, output_gradients=grad * scale), params)
         x = compose()  # keep the image in 0..1: the finest level absorbs the clip
         params[0].assign_add(tf.clip_by_value(x, 0.0, 1.0) - x)
         return loss
 
     t0 = time.perf_counter()
     curve = []
-    for i in range(steps):
-        lr = lr1 + 0.5 * (lr0 - lr1) * (1 + np.cos(np.pi * i / steps))
-        value = float(step(tf.constant(lr, tf.float32), tf.constant(i + 1, tf.float32)))
-        if (i + 1) in REPORT_AT or i + 1 == steps:
-            curve.append((i + 1, round(value, 3), round(time.perf_counter() - t0, 1)))
+    for i in range(1, steps + 1):
+        value = float(step())
+        if i in REPORT_AT or i == steps:
+            curve.append((i, round(value, 3), round(time.perf_counter() - t0, 1)))
     final, parts = problem.loss(np.clip(compose().numpy()[0], 0, 1) * 255)
     return {
         "levels": levels,
