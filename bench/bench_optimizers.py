@@ -6,7 +6,10 @@ underlying question directly: per step (one value and gradient each, the same co
 does each optimiser get on the same objective, starting from the same photo, at one scale?
 
 Optimisers:
-- lbfgs: nst_keras.optimize (float32 L-BFGS, history 10, the engine's default);
+- the engine's (nst_keras.optimize.minimize), written METHOD[:LEVELS[:LR]]: lbfgs (float32
+  L-BFGS, history 10), adam (cosine learning rate LR -> LR/10 over --steps, in grey levels),
+  each on the pixels (LEVELS 1, the default) or on a pyramid of LEVELS resolutions
+  (nst_keras/pyramid.py); e.g. lbfgs, lbfgs:4, adam:6:12.75;
 - scipy: scipy.optimize L-BFGS-B in float64 (history --scipy-history), no bounds;
 - tutorial: the yardstick's Adam (lr 0.02 on a 0..1 image, beta_1 0.99, epsilon 0.1, loss
   scaled by 1e6 as in baseline_tutorial.py, clipped to 0..1 each step), written out in numpy.
@@ -14,6 +17,7 @@ Optimisers:
 Losses are of the clipped image (0..255), at the listed steps. Run:
 
     python bench/bench_optimizers.py [--size 256] [--steps 100] [--only lbfgs,scipy,tutorial] [--tv-weight W]
+    python bench/bench_optimizers.py --size 512 --steps 150 --only tutorial,lbfgs,adam:1:12.75,adam:6:12.75
 """
 
 from __future__ import annotations
@@ -28,13 +32,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-MARKS = (10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 1000)
+MARKS = (10, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 1000)
 
 
-def run_lbfgs(problem, x0, steps, report):
+def run_engine(problem, x0, steps, report, spec):
+    """The engine's optimiser, spec METHOD[:LEVELS[:LR]]."""
+    from nst_keras.config import StyleConfig
     from nst_keras.optimize import minimize
 
-    minimize(problem.value_and_grad, x0.copy(), steps, on_step=lambda step, loss, x: report(step, x))
+    parts = spec.split(":")
+    method = parts[0]
+    levels = int(parts[1]) if len(parts) > 1 else 1
+    rate = float(parts[2]) if len(parts) > 2 else StyleConfig.learning_rate
+    minimize(
+        problem.value_and_grad,
+        x0.copy(),
+        steps,
+        method=method,
+        pyramid_levels=levels,
+        learning_rate=rate,
+        on_step=lambda step, loss, x: report(step, x),
+    )
 
 
 def run_scipy(problem, x0, steps, report, history):
@@ -104,14 +122,14 @@ def main(argv=None) -> int:
                 _losses[step] = problem.value_and_grad(np.clip(x, 0.0, 255.0))[0]
 
         t = time.perf_counter()
-        if name == "lbfgs":
-            run_lbfgs(problem, content, args.steps, report)
+        if name.split(":")[0] in ("lbfgs", "adam"):
+            run_engine(problem, content, args.steps, report, name)
         elif name == "scipy":
             run_scipy(problem, content, args.steps, report, args.scipy_history)
         elif name == "tutorial":
             run_tutorial(problem, content, args.steps, report)
         else:
-            raise SystemExit(f"unknown optimiser {name!r}: expected lbfgs, scipy or tutorial")
+            raise SystemExit(f"unknown optimiser {name!r}: expected lbfgs[:L], adam[:L[:LR]], scipy or tutorial")
         rows.append([name, time.perf_counter() - t] + [losses.get(m) for m in marks])
         print(f"[{name} done]", flush=True)
     print(common.table(["optimiser", "s"] + [f"step {m}" for m in marks], rows))

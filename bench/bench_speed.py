@@ -70,14 +70,14 @@ def child_steps(size: int, steps: int) -> dict:
     }
 
 
-def child_pipeline(size: int, preset: str) -> dict:
-    """Run stylize() with the default settings; report (time, work, 512 px loss) of its images."""
+def child_pipeline(size: int, preset: str, changes: dict, name: str) -> dict:
+    """Run stylize() with the default settings (+ `changes`); report (time, work, 512 px loss) of its images."""
     content = common.content_at(size)
-    config = common.bench_config(preset=preset)
+    config = common.bench_config(preset=preset, **changes)
     result = common.run_pipeline(content, common.style_image(), config, snapshot_every=10)
-    common.save_png(result.pop("output"), common.OUT / f"pipeline-{preset}.png")
+    common.save_png(result.pop("output"), common.OUT / f"pipeline-{name}.png")
     result.pop("calls")
-    return {"what": "pipeline", "preset": preset, **result}
+    return {"what": "pipeline", "preset": preset, "changes": changes, **result}
 
 
 # The run --------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def equal_loss_rows(baseline: dict, pipelines: dict) -> list:
         theirs = yardstick_time_to(baseline.get("trajectory", []), res["final_loss"])
         rows.append(
             [
-                f"default pipeline, preset {preset}",
+                f"pipeline {preset}",
                 res["final_loss"],
                 res["total_s"],
                 theirs,
@@ -130,13 +130,22 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=8, help="timed value-and-gradient calls")
     parser.add_argument("--child", choices=("steps", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("--preset", default="normal", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help='also run the pipeline with these StyleConfig changes, e.g. pyramid=\'{"optimizer": "adam"}\'',
+    )
+    parser.add_argument("--changes", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="normal", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child == "steps":
         common.emit(child_steps(args.size, args.steps))
         return 0
     if args.child == "pipeline":
-        common.emit(child_pipeline(args.size, args.preset))
+        common.emit(child_pipeline(args.size, args.preset, json.loads(args.changes), args.name))
         return 0
 
     common.OUT.mkdir(parents=True, exist_ok=True)
@@ -149,6 +158,11 @@ def main(argv=None) -> int:
     steps = common.run_child([me, "--child", "steps", "--size", str(args.size), "--steps", str(args.steps)], log=log)
     print(f"[steps done, {time.perf_counter() - t_run:.0f} s]", flush=True)
     pipelines = {"normal": common.run_child([me, "--child", "pipeline", "--size", str(args.size)], log=log)}
+    for spec in args.also:
+        name, _, changes = spec.partition("=")
+        json.loads(changes)  # fail early on a typo
+        cmd = [me, "--child", "pipeline", "--size", str(args.size), "--changes", changes, "--name", name]
+        pipelines[name] = common.run_child(cmd, log=log)
     print(f"[pipeline done, {time.perf_counter() - t_run:.0f} s]", flush=True)
 
     if args.baseline_json:
@@ -171,7 +185,8 @@ def main(argv=None) -> int:
 
     target = baseline["final_loss"]
     if time_to_reach(pipelines["normal"]["curve"], target) is None:
-        pipelines["high"] = common.run_child([me, "--child", "pipeline", "--size", str(args.size), "--preset", "high"])
+        cmd = [me, "--child", "pipeline", "--size", str(args.size), "--preset", "high", "--name", "high"]
+        pipelines["high"] = common.run_child(cmd, log=log)
     (common.OUT / "speed.json").write_text(json.dumps({"steps": steps, "pipelines": pipelines, "baseline": baseline}))
 
     cpu = common.cpu_peak_gflops()
@@ -236,7 +251,7 @@ def main(argv=None) -> int:
         units = time_to_reach(res["curve"], target, column=3)
         rows.append(
             [
-                f"default pipeline, preset {preset} {res['schedule']}",
+                f"pipeline {preset} {res.get('changes') or ''} {res['schedule']}",
                 res["final_loss"],
                 res["total_s"],
                 reach,

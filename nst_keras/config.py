@@ -110,6 +110,14 @@ class StyleConfig:
     init: str = field(default="content", metadata=_meta("start image: content, noise or an image FILE"))
     optimizer: str = field(default="lbfgs", metadata=_meta("optimiser", choices=OPTIMIZERS))
     learning_rate: float = field(default=2.0, metadata=_meta("Adam's step size, in pixel values", metavar="LR"))
+    pyramid_levels: int = field(
+        default=1,
+        metadata=_meta(
+            "optimise a pyramid of this many resolutions (each half the last) instead of the pixels: "
+            "coarse structure forms in fewer steps; 1: the pixels",
+            metavar="N",
+        ),
+    )
     lbfgs_history: int = field(default=10, metadata=_meta("L-BFGS memory (number of past steps)", metavar="M"))
     seed: Optional[int] = field(
         default=None, metadata=_meta("random seed: the same seed gives the same result", metavar="N")
@@ -153,6 +161,7 @@ class StyleConfig:
         if self.iterations is not None:
             _int_at_least("iterations", self.iterations, 1)
         _int_at_least("lbfgs_history", self.lbfgs_history, 1)
+        _int_at_least("pyramid_levels", self.pyramid_levels, 1)
         _int_at_least("pixel_limit", self.pixel_limit, 1)
         if self.tile_size is not None:
             _int_at_least("tile_size", self.tile_size, 64)

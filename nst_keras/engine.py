@@ -30,6 +30,7 @@ from .resize import fit_long_side, resize
 
 MIN_SIDE = 32  # the network needs at least this many pixels on the short side
 MAX_STYLE_SIDE = 4096
+WARM_LEARNING_RATE = 0.5  # Adam's rate on an already stylized start, relative to config.learning_rate
 
 
 def as_float_image(image, what: str) -> np.ndarray:
@@ -225,7 +226,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
         tv_ref = objective.tv_reference(content_s)
         report = run.reporter(index, (h, w), steps, lambda snap, sz=(h, w): finish(snap, sz))
         try:
-            x, _ = run.optimize(x, steps, (content_targets, style_targets, tv_ref), report)
+            x, _ = run.optimize(x, steps, (content_targets, style_targets, tv_ref), report, warm=index > 0)
         except StopRequested as stop:
             best = stop.best if stop.best is not None else (x if index > 0 else None)
             raise Cancelled(finish(best, target) if best is not None else None) from None
@@ -248,8 +249,13 @@ class _Run:
     on_progress: Optional[Callable] = None
     should_stop: Optional[Callable] = None
 
-    def optimize(self, x0: np.ndarray, steps: int, targets: tuple, on_step):
-        """The configured optimiser on one image (a whole scale or one tile); targets = (content, style, tv ref)."""
+    def optimize(self, x0: np.ndarray, steps: int, targets: tuple, on_step, warm: bool = False):
+        """The configured optimiser on one image (a whole scale or one tile); targets = (content, style, tv ref).
+
+        `warm`: x0 is already stylized (an upscaled coarser scale, or a tile's second pass), so
+        Adam starts at WARM_LEARNING_RATE of the configured rate: a full-size first step would
+        undo part of what the coarser scale built.
+        """
         from .optimize import minimize
 
         content_targets, style_targets, tv_ref = targets
@@ -265,7 +271,8 @@ class _Run:
             steps,
             method=config.optimizer,
             history=config.lbfgs_history,
-            learning_rate=config.learning_rate,
+            learning_rate=config.learning_rate * (WARM_LEARNING_RATE if warm else 1.0),
+            pyramid_levels=config.pyramid_levels,
             on_step=on_step,
             should_stop=self.should_stop,
         )
@@ -378,7 +385,9 @@ def _optimize_tiles(run: _Run, sp, index: int, content_s, x, style_targets, tv_r
             )
             try:
                 tile_x = cur[y0:y1, x0:x1].copy()
-                best, _ = run.optimize(tile_x, steps, (content_targets, style_targets, tv_ref), report)
+                best, _ = run.optimize(
+                    tile_x, steps, (content_targets, style_targets, tv_ref), report, warm=index > 0 or pass_index > 0
+                )
             except StopRequested as stop:
                 if stop.best is not None:
                     blend_into(cur, window, np.clip(stop.best, 0.0, 255.0), mask)

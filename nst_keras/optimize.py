@@ -3,6 +3,10 @@
 `minimize()` runs a fixed number of steps, reports after each one and checks the stop
 request before each evaluation. It returns the best image it saw (lowest loss), so a run
 stopped halfway still yields the best result so far.
+
+The optimiser works either on the pixels or on a pyramid of corrections to the start image
+(pyramid.py): the same objective, seen in a geometry where coarse structure moves in a few
+steps. Callers see images only; the translation happens here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Optional
 import numpy as np
 from scipy.linalg.blas import saxpy as _saxpy
 from scipy.linalg.blas import sdot as _sdot
+
+ADAM_EPSILON = 1e-8  # relative to the gradient's RMS
 
 
 class StopRequested(Exception):
@@ -43,19 +49,60 @@ def minimize(
     method: str = "lbfgs",
     history: int = 10,
     learning_rate: float = 2.0,
+    pyramid_levels: int = 1,
     on_step: Optional[Callable[[int, float, np.ndarray], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
 ) -> tuple:
-    """Minimise over the pixels x (any shape); return (best x, its loss).
+    """Minimise over the image x (H, W, 3), 0..255; return (best x, its loss).
 
     value_and_grad(x) -> (loss: float, grad: ndarray like x). on_step(step, loss, x) is
-    called after each completed step (step counts from 1). Raises StopRequested.
+    called after each completed step (step counts from 1). Raises StopRequested (with the
+    best image). pyramid_levels > 1 optimises a pyramid of that many levels instead of the
+    pixels (pyramid.py); 1 works on the pixels directly.
     """
-    if method == "lbfgs":
-        return _lbfgs(value_and_grad, x0, steps, history, on_step, should_stop)
-    if method == "adam":
-        return _adam(value_and_grad, x0, steps, learning_rate, on_step, should_stop)
-    raise ValueError(f"optimizer: expected lbfgs or adam, received {method!r}")
+    if method not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer: expected lbfgs or adam, received {method!r}")
+    x0 = np.asarray(x0, dtype=np.float32)
+    if pyramid_levels > 1 and x0.ndim == 3 and x0.shape[-1] == 3:
+        from .pyramid import Pyramid
+
+        pyr = Pyramid(x0, pyramid_levels)
+        image, start = pyr.compose, pyr.zeros()
+
+        def objective(flat):
+            loss, grad = value_and_grad(pyr.compose(flat))
+            return loss, pyr.pull_back(grad)
+
+        project = pyr.absorb_clip
+    else:
+        shape = x0.shape
+
+        def image(flat):
+            return flat.reshape(shape)
+
+        def objective(flat):
+            loss, grad = value_and_grad(flat.reshape(shape))
+            return loss, np.asarray(grad, dtype=np.float32).reshape(-1)
+
+        def project(flat):
+            np.clip(flat, 0.0, 255.0, out=flat)
+
+        start = x0.reshape(-1).copy()
+
+    report = None
+    if on_step is not None:
+
+        def report(step, loss, flat):
+            on_step(step, loss, image(flat))
+
+    try:
+        if method == "lbfgs":
+            best, loss = _lbfgs(objective, start, steps, history, report, should_stop)
+        else:
+            best, loss = _adam(objective, start, steps, learning_rate, project, report, should_stop)
+    except StopRequested as stop:
+        raise StopRequested(None if stop.best is None else image(stop.best)) from None
+    return image(best), loss
 
 
 def _lbfgs(value_and_grad, x0, steps, history, on_step, should_stop):
@@ -67,7 +114,6 @@ def _lbfgs(value_and_grad, x0, steps, history, on_step, should_stop):
     (4 * history + 10) passes over the pixels per iteration (measured in bench/bench_knobs.py).
     The result is clipped to 0..255 by the caller.
     """
-    shape = x0.shape
     best = _Best()
     evaluations = 0
     max_evaluations = steps * 2 + 10
@@ -77,10 +123,9 @@ def _lbfgs(value_and_grad, x0, steps, history, on_step, should_stop):
         if should_stop is not None and should_stop():
             raise StopRequested(best.x)
         evaluations += 1
-        x = flat.reshape(shape)
-        loss, grad = value_and_grad(x)
+        loss, grad = value_and_grad(flat)
         loss = float(loss)
-        best.offer(loss, x)
+        best.offer(loss, flat)
         return loss, np.ascontiguousarray(grad, dtype=np.float32).reshape(-1)
 
     x = np.array(x0, dtype=np.float32, copy=True).reshape(-1)
@@ -127,13 +172,13 @@ def _lbfgs(value_and_grad, x0, steps, history, on_step, should_stop):
         x, loss, grad = new_x, new_loss, new_grad
         step += 1
         if on_step is not None:
-            on_step(step, loss, x.reshape(shape))
+            on_step(step, loss, x)
     # Report steps that did not happen (no decrease left, or the evaluation budget ran out).
     while step < steps and on_step is not None and best.x is not None:
         step += 1
         on_step(step, best.loss, best.x)
     if best.x is None:
-        best.x = np.asarray(x0, dtype=np.float32)
+        best.x = np.asarray(x0, dtype=np.float32).reshape(-1)
     return best.x, best.loss
 
 
@@ -160,7 +205,12 @@ def _two_loop(grad, pairs):
     return q
 
 
-def _adam(value_and_grad, x0, steps, learning_rate, on_step, should_stop, beta1=0.9, beta2=0.999, eps=1e-8):
+def _adam(value_and_grad, x0, steps, learning_rate, project, on_step, should_stop, beta1=0.9, beta2=0.999):
+    """Adam with a cosine learning rate from `learning_rate` down to a tenth of it over `steps`.
+
+    `project(x)` puts x back into the feasible set after each step (in place). The epsilon is
+    relative to the gradient's root mean square, so the step does not depend on the loss's scale.
+    """
     x = np.array(x0, dtype=np.float32, copy=True)
     m = np.zeros_like(x)
     v = np.zeros_like(x)
@@ -175,10 +225,9 @@ def _adam(value_and_grad, x0, steps, learning_rate, on_step, should_stop, beta1=
         v = beta2 * v + (1 - beta2) * grad * grad
         m_hat = m / (1 - beta1**step)
         v_hat = v / (1 - beta2**step)
-        # Adam's step is invariant to the loss scale only when eps is tiny next to sqrt(v_hat):
-        # relative to the gradient's own size, so a loss of order 1 still moves the pixels.
-        x -= learning_rate * m_hat / (np.sqrt(v_hat) + eps * (np.sqrt(np.mean(v_hat)) + 1e-30))
-        np.clip(x, 0.0, 255.0, out=x)
+        rate = learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + np.cos(np.pi * (step - 1) / max(1, steps))))
+        x -= np.float32(rate) * m_hat / (np.sqrt(v_hat) + ADAM_EPSILON * (np.sqrt(np.mean(v_hat)) + 1e-30))
+        project(x)
         if on_step is not None:
             on_step(step, float(loss), x)
     loss, _ = value_and_grad(x)

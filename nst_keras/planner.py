@@ -63,6 +63,8 @@ MEMORY = {
         "opt_scale": 0.1,  # the L-BFGS arrays come and go between evaluations: they barely add to the peak
     },
 }
+ADAM_PIXELS_BPP = 60.0  # Adam's state and temporaries per pixel of the piece (x, m, v, gradient, update)
+ADAM_PYRAMID_BPP = 150.0  # the same on a pyramid (4/3 the floats) + the composed image and its pull-back
 IMG_BPP = 40.0  # float32 images the engine holds at the working scale, per pixel of that scale
 IN_BPP = 32.0  # the content as passed in (RGBA float32) and the engine's float copy, per input pixel
 GPU_WEIGHTS = 0.25 * GIB  # on a GPU: weights and the allocator's own reserve
@@ -511,12 +513,15 @@ class CostModel:
         if kind == "GPU" and time_coefficients.get("gpu_bpp"):
             net = float(time_coefficients["gpu_bpp"])
         lbfgs = config.optimizer == "lbfgs"
+        # Adam keeps x, m and v and a few temporaries alive through the whole run (4/3 as long on a
+        # pyramid, which also composes and pulls back an image per step).
+        adam_bpp = ADAM_PYRAMID_BPP if config.pyramid_levels > 1 else ADAM_PIXELS_BPP
         return cls(
             kind=kind,
             time={k: float(time_coefficients.get(k, v)) for k, v in DEFAULT_TIME.items()},
             net_bpp=net,
             fwd_bpp=constants["fwd_bpp_per_float"] * floats * half * growth,
-            opt_bpp=(24.0 * (2 * config.lbfgs_history + 5) if lbfgs else 60.0) * constants["opt_scale"],
+            opt_bpp=24.0 * (2 * config.lbfgs_history + 5) * constants["opt_scale"] if lbfgs else adam_bpp,
             img_bpp=IMG_BPP,
             base=constants["base"],
             extra_evals=LBFGS_EXTRA_EVALS if lbfgs else ADAM_EXTRA_EVALS,

@@ -118,6 +118,8 @@ def test_same_seed_same_result_and_noise_init_depends_on_seed():
     "change",
     [
         {"optimizer": "adam", "learning_rate": 5.0},
+        {"optimizer": "adam", "learning_rate": 5.0, "pyramid_levels": 3},
+        {"pyramid_levels": 3},
         {"pooling": "avg"},
         {"backbone": "vgg16"},
         {"preserve_colors": "luminance"},
@@ -193,14 +195,17 @@ def test_grey_and_16_bit_arrays_are_accepted():
 
 
 @pytest.mark.slow
-def test_stylized_photo_moves_towards_the_style_and_keeps_the_content(sample_images):
+@pytest.mark.parametrize(
+    "change", [{}, {"optimizer": "adam", "pyramid_levels": 6, "learning_rate": 5.0}], ids=["default", "adam-pyramid"]
+)
+def test_stylized_photo_moves_towards_the_style_and_keeps_the_content(sample_images, change):
     from nst_keras.features import FeatureExtractor
     from nst_keras.losses import content_loss, style_loss
     from nst_keras.resize import resize
     from nst_keras.weights import hed_weights_path
 
     content, style = sample_images
-    cfg = StyleConfig(backbone="vgg16", weights=hed_weights_path(), max_size=160, min_size=80, iterations=40)
+    cfg = StyleConfig(backbone="vgg16", weights=hed_weights_path(), max_size=160, min_size=80, iterations=40, **change)
     out = nst_keras.stylize(content, [style], cfg)
     h, w = out.shape[:2]
 
