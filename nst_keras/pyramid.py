@@ -6,8 +6,9 @@ level_k has 1/2^k of the image's height and width and `up` is bilinear upsamplin
 Optimising the levels instead of the pixels changes nothing about the objective, only the
 geometry the optimiser sees: a step on a coarse level moves a whole neighbourhood at once, so
 the large, smooth structures that per-pixel gradient steps build up slowly (strokes, colour
-fields of the style) appear in a few steps. On the sample at 512 px, Adam on a 4-level pyramid
-reached in 100 steps the loss that per-pixel Adam reached in 275 (bench/exp_pyramid.py).
+fields of the style) appear in a few steps. On the sample at 512 px, Adam on a 6-level pyramid
+reaches in 100 steps the loss the tutorial's per-pixel Adam reaches in about 420 (README, "Speed";
+bench/bench_optimizers.py compares them).
 
 The optimiser sees one flat float32 vector holding all levels (about 4/3 of the pixel count).
 `compose` maps it to the image, `pull_back` maps the image's gradient to the vector's gradient
@@ -34,32 +35,30 @@ def level_shapes(height: int, width: int, levels: int) -> list:
 
 
 @tf.function(reduce_retracing=True)
-def _upsample_sum(levels, gains, height, width):
-    total = levels[0] * gains[0]
-    for k, level in enumerate(levels[1:], start=1):
-        total = total + gains[k] * tf.image.resize(level[None], (height, width), "bilinear")[0]
+def _upsample_sum(levels, height, width):
+    total = levels[0]
+    for level in levels[1:]:
+        total = total + tf.image.resize(level[None], (height, width), "bilinear")[0]
     return total
 
 
 @tf.function(reduce_retracing=True)
-def _upsample_adjoint(levels, gains, grad):
+def _upsample_adjoint(levels, grad):
     with tf.GradientTape() as tape:
         tape.watch(levels)
-        total = _upsample_sum(levels, gains, tf.shape(grad)[0], tf.shape(grad)[1])
+        total = _upsample_sum(levels, tf.shape(grad)[0], tf.shape(grad)[1])
     return tape.gradient(total, levels, output_gradients=grad)
 
 
 class Pyramid:
     """The map between an (H, W, 3) image and the flat vector of its pyramid levels around `base`."""
 
-    def __init__(self, base: np.ndarray, levels: int, falloff: float = 0.0):
-        """`falloff`: level k enters the image multiplied by 2^(-falloff * k) (Adam does not care)."""
+    def __init__(self, base: np.ndarray, levels: int):
         self.base = np.ascontiguousarray(base, dtype=np.float32)
         height, width = self.base.shape[:2]
         self.shapes = level_shapes(height, width, levels)
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.offsets = np.cumsum([0] + self.sizes)
-        self.gains = tf.constant([2.0 ** (-falloff * k) for k in range(len(self.shapes))], tf.float32)
 
     @property
     def size(self) -> int:
@@ -79,18 +78,18 @@ class Pyramid:
         if len(self.shapes) == 1:
             return self.base + flat.reshape(self.shapes[0])
         h, w = self.shapes[0][:2]
-        return self.base + _upsample_sum(self._split(flat), self.gains, h, w).numpy()
+        return self.base + _upsample_sum(self._split(flat), h, w).numpy()
 
     def pull_back(self, grad: np.ndarray) -> np.ndarray:
         """The gradient with respect to the vector, from the gradient with respect to the image."""
         grad = np.ascontiguousarray(grad, dtype=np.float32)
         if len(self.shapes) == 1:
             return grad.reshape(-1)
-        grads = _upsample_adjoint(self._split(self.zeros()), self.gains, tf.constant(grad))
+        grads = _upsample_adjoint(self._split(self.zeros()), tf.constant(grad))
         return np.concatenate([np.asarray(g).reshape(-1) for g in grads])
 
     def absorb_clip(self, flat: np.ndarray, low: float = 0.0, high: float = 255.0) -> None:
         """Change the finest level (in place) so the vector's image lies in low..high everywhere."""
         image = self.compose(flat)
         fine = flat[: self.sizes[0]].reshape(self.shapes[0])
-        fine += (np.clip(image, low, high) - image) / float(self.gains[0])
+        fine += np.clip(image, low, high) - image
