@@ -14,10 +14,16 @@ Optimisers:
 - tutorial: the yardstick's Adam (lr 0.02 on a 0..1 image, beta_1 0.99, epsilon 0.1, loss
   scaled by 1e6 as in baseline_tutorial.py, clipped to 0..1 each step), written out in numpy.
 
+--start SPEC@N starts every optimiser from an upscaled coarse result instead of the photo, as
+the engine's coarse-to-fine schedule does: SPEC run for N steps at half the size (each side
+rounded up), the result upscaled and clipped. Lines before the table show that start's loss
+and its parts (content, style, tv) next to the photo's: what the coarse scale hands over.
+
 Losses are of the clipped image (0..255), at the listed steps. Run:
 
     python bench/bench_optimizers.py [--size 256] [--steps 100] [--only lbfgs,scipy,tutorial] [--tv-weight W]
     python bench/bench_optimizers.py --size 512 --steps 150 --only tutorial,lbfgs,adam:1:12.75,adam:6:12.75
+    python bench/bench_optimizers.py --size 512 --steps 50 --only adam:6:5,adam:6:0.75,lbfgs --start adam:5:5@100
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ def run_engine(problem, x0, steps, report, spec):
     parts = spec.split(":")
     method = parts[0]
     levels = int(parts[1]) if len(parts) > 1 else 1
-    rate = float(parts[2]) if len(parts) > 2 else StyleConfig.learning_rate
+    rate = float(parts[2]) if len(parts) > 2 else StyleConfig(pyramid_levels=levels).optimizer_at(0).learning_rate
     minimize(
         problem.value_and_grad,
         x0.copy(),
@@ -93,6 +99,38 @@ def run_tutorial(problem, x0, steps, report, loss_scale=1e6):
         report(step, x * 255.0)
 
 
+def coarse_start(problem, content, spec_steps, config):
+    """(start image, table row): SPEC@N run at half size from the photo, upscaled to the content's size."""
+    import numpy as np
+
+    from nst_keras.resize import resize
+
+    spec, _, n = spec_steps.partition("@")
+    if not n.isdigit() or spec.split(":")[0] not in ("lbfgs", "adam"):
+        raise SystemExit(f"--start: expected SPEC@N with SPEC lbfgs[:L] or adam[:L[:LR]], received {spec_steps!r}")
+    h, w = content.shape[:2]
+    small = resize(content, -(-h // 2), -(-w // 2))
+    coarse = common.Problem(small, common.style_image(), config=config, extractor=problem.extractor)
+    result = {}
+
+    def keep(step, x):
+        result["x"] = x
+
+    t = time.perf_counter()
+    run_engine(coarse, small, int(n), keep, spec)
+    x = np.clip(result["x"], 0.0, 255.0)
+    own, own_parts = coarse.loss(x)
+    start = np.clip(resize(x, h, w), 0.0, 255.0)
+    loss, parts = problem.loss(start)
+    print(f"coarse {spec}@{n} at {small.shape[1]}x{small.shape[0]}: loss there {own:.3f} {_parts(own_parts)}")
+    print(f"  upscaled to {w}x{h}: loss {loss:.3f} {_parts(parts)}; the photo: {_parts(problem.loss(content)[1])}")
+    return start, [f"start: {spec}@{n} at {small.shape[1]}x{small.shape[0]}", time.perf_counter() - t]
+
+
+def _parts(parts: dict) -> str:
+    return "(" + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()) + ")"
+
+
 def main(argv=None) -> int:
     import numpy as np
 
@@ -102,6 +140,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="lbfgs,scipy,tutorial")
     parser.add_argument("--tv-weight", type=float, default=None, help="change the objective's TV weight")
     parser.add_argument("--scipy-history", type=int, default=10)
+    parser.add_argument(
+        "--start", default=None, metavar="SPEC@N", help="start from SPEC's result after N steps at half size"
+    )
     args = parser.parse_args(argv)
 
     content = common.content_at(args.size)
@@ -111,9 +152,14 @@ def main(argv=None) -> int:
     problem = common.Problem(content, common.style_image(), config=config)
     print(common.machine_line())
     h, w = content.shape[:2]
-    print(f"{w}x{h} px, one scale, from the photo; tv weight {config.tv_weight}; loss of the clipped image at step n")
     marks = [m for m in MARKS if m <= args.steps]
     rows = []
+    start, origin = content, "the photo"
+    if args.start:
+        start, row = coarse_start(problem, content, args.start, config)
+        origin = f"the photo's {args.start} result at {row[0].split()[-1]}, upscaled"
+        rows.append(row + [None] * len(marks))
+    print(f"{w}x{h} px, one scale, from {origin}; tv weight {config.tv_weight}; loss of the clipped image at step n")
     for name in args.only.split(","):
         losses = {}
 
@@ -123,11 +169,11 @@ def main(argv=None) -> int:
 
         t = time.perf_counter()
         if name.split(":")[0] in ("lbfgs", "adam"):
-            run_engine(problem, content, args.steps, report, name)
+            run_engine(problem, start, args.steps, report, name)
         elif name == "scipy":
-            run_scipy(problem, content, args.steps, report, args.scipy_history)
+            run_scipy(problem, start, args.steps, report, args.scipy_history)
         elif name == "tutorial":
-            run_tutorial(problem, content, args.steps, report)
+            run_tutorial(problem, start, args.steps, report)
         else:
             raise SystemExit(f"unknown optimiser {name!r}: expected lbfgs[:L], adam[:L[:LR]], scipy or tutorial")
         rows.append([name, time.perf_counter() - t] + [losses.get(m) for m in marks])

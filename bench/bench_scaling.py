@@ -306,8 +306,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tile", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--save", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--changes", default="{}", help="StyleConfig changes (JSON) for every run")
-    parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--tag", default="", help="suffix of the result files (joined with a '-')")
     args = parser.parse_args(argv)
+    args.tag = f"-{args.tag.lstrip('-')}" if args.tag.strip("-") else ""
 
     if args.child:
         common.emit(child_run(args.child, args.last_scale_steps, args.tile, args.save, json.loads(args.changes)))

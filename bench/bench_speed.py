@@ -104,11 +104,25 @@ def yardstick_time_to(trajectory: list, target: float):
     return None
 
 
+def yardstick_steps(baseline: dict) -> list:
+    """The yardstick's trajectory as (evaluations so far, loss): baseline_tutorial.py keeps every
+    (steps // 200)-th point (the loss before that step) and the last one."""
+    traj = baseline.get("trajectory", [])
+    stride = max(1, baseline.get("steps", 0) // 200)
+    points = [(i * stride + 1, loss) for i, (_, loss) in enumerate(traj[:-1])]
+    return points + [(baseline.get("steps", len(traj)), traj[-1][1])] if traj else []
+
+
 def equal_loss_rows(baseline: dict, pipelines: dict) -> list:
-    """Per pipeline: its final loss and time, the yardstick's time to the same loss, and the ratio."""
+    """Per pipeline: its final loss, time and work, the yardstick's time and work to the same loss, and the ratios.
+
+    Work counts objective evaluations in full-size equivalents, so its ratio does not depend on
+    how fast the machine was in each run (a reused yardstick ran at another moment).
+    """
     rows = []
     for preset, res in pipelines.items():
         theirs = yardstick_time_to(baseline.get("trajectory", []), res["final_loss"])
+        their_work = yardstick_time_to(yardstick_steps(baseline), res["final_loss"])
         rows.append(
             [
                 f"pipeline {preset}",
@@ -116,6 +130,9 @@ def equal_loss_rows(baseline: dict, pipelines: dict) -> list:
                 res["total_s"],
                 theirs,
                 theirs / res["total_s"] if theirs else None,
+                res["eval_units"],
+                their_work,
+                their_work / res["eval_units"] if their_work else None,
             ]
         )
     return rows
@@ -278,8 +295,17 @@ def main(argv=None) -> int:
         "it does not change with the machine's load"
     )
     print()
-    print("the other way round: the yardstick's time to each pipeline's own final loss")
-    headers = ["run", "its final loss", "its time s", "yardstick s to that loss", "speed-up (time)"]
+    print("the other way round: the yardstick's time and work to each pipeline's own final loss")
+    headers = [
+        "run",
+        "its final loss",
+        "its time s",
+        "yardstick s to that loss",
+        "speed-up (time)",
+        "its work",
+        "yardstick work to that loss",
+        "speed-up (work)",
+    ]
     print(common.table(headers, equal_loss_rows(baseline, pipelines)))
     print(f"load average at start / end: {load_start} / {os.getloadavg()}")
     print()

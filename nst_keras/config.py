@@ -12,10 +12,10 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 BACKBONES = ("vgg19", "vgg16")
-OPTIMIZERS = ("lbfgs", "adam")
+OPTIMIZERS = ("auto", "lbfgs", "adam")
 POOLINGS = ("max", "avg")
 COLOR_MODES = ("luminance", "histogram")
 INIT_MODES = ("content", "noise")  # anything else is an image file path
@@ -41,6 +41,20 @@ PRESET_ITERATIONS = {
     "normal": (150, 50),
     "high": (300, 150),
 }
+
+# The optimiser per scale (see StyleConfig.optimizer_at): measured with bench/bench_optimizers.py.
+# From the photo, Adam on a 6-level pyramid gets furthest per step; from an upscaled coarser
+# result (every later scale), L-BFGS on the pixels does.
+ADAM_PYRAMID_LEVELS = 6
+PYRAMID_LEARNING_RATE = 5.0
+PIXEL_LEARNING_RATE = 2.0
+
+
+class OptimizerSettings(NamedTuple):
+    method: str  # "lbfgs" or "adam"
+    pyramid_levels: int  # 1: the pixels
+    learning_rate: float  # Adam's, in grey levels
+
 
 # Special value of `weights` for tests and benchmarks of plumbing: random initialisation.
 RANDOM_WEIGHTS = "random"
@@ -108,13 +122,28 @@ class StyleConfig:
 
     # The optimisation.
     init: str = field(default="content", metadata=_meta("start image: content, noise or an image FILE"))
-    optimizer: str = field(default="lbfgs", metadata=_meta("optimiser", choices=OPTIMIZERS))
-    learning_rate: float = field(default=2.0, metadata=_meta("Adam's step size, in pixel values", metavar="LR"))
-    pyramid_levels: int = field(
-        default=1,
+    optimizer: str = field(
+        default="auto",
+        metadata=_meta(
+            "optimiser: auto (Adam on a pyramid at the first scale, L-BFGS at the later ones), "
+            "or lbfgs or adam at every scale",
+            choices=OPTIMIZERS,
+        ),
+    )
+    learning_rate: Optional[float] = field(
+        default=None,
+        metadata=_meta(
+            f"Adam's step size, in grey levels (default: {PYRAMID_LEARNING_RATE:g} on a pyramid, "
+            f"{PIXEL_LEARNING_RATE:g} on the pixels)",
+            metavar="LR",
+        ),
+    )
+    pyramid_levels: Optional[int] = field(
+        default=None,
         metadata=_meta(
             "optimise a pyramid of this many resolutions (each half the last) instead of the pixels: "
-            "coarse structure forms in fewer steps; 1: the pixels",
+            f"coarse structure forms in fewer steps; 1: the pixels (default: {ADAM_PYRAMID_LEVELS} for Adam, "
+            "1 for L-BFGS)",
             metavar="N",
         ),
     )
@@ -161,14 +190,16 @@ class StyleConfig:
         if self.iterations is not None:
             _int_at_least("iterations", self.iterations, 1)
         _int_at_least("lbfgs_history", self.lbfgs_history, 1)
-        _int_at_least("pyramid_levels", self.pyramid_levels, 1)
+        if self.pyramid_levels is not None:
+            _int_at_least("pyramid_levels", self.pyramid_levels, 1)
         _int_at_least("pixel_limit", self.pixel_limit, 1)
         if self.tile_size is not None:
             _int_at_least("tile_size", self.tile_size, 64)
         for name in ("content_weight", "style_weight", "tv_weight"):
             _non_negative(name, getattr(self, name))
         _positive("style_scale", self.style_scale)
-        _positive("learning_rate", self.learning_rate)
+        if self.learning_rate is not None:
+            _positive("learning_rate", self.learning_rate)
         if self.memory_limit is not None:
             _positive("memory_limit", self.memory_limit)
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
@@ -226,6 +257,26 @@ class StyleConfig:
         if num_scales == 1:
             return [first]
         return [round(first * (last / first) ** (i / (num_scales - 1))) for i in range(num_scales)]
+
+    def optimizer_at(self, scale_index: int) -> OptimizerSettings:
+        """The optimiser, pyramid depth and Adam learning rate used at one scale (0 = the first, coarsest).
+
+        'auto' runs Adam on a pyramid at the first scale, which starts from the photo (or noise),
+        and L-BFGS on the pixels at the later ones, which start from the upscaled result of the
+        scale before: measured on the sample at 512 px (bench/bench_optimizers.py), each is the
+        one that gets furthest per step from that kind of start. Unset pyramid_levels and
+        learning_rate take the defaults of the optimiser that runs.
+        """
+        method = self.optimizer
+        if method == "auto":
+            method = "adam" if scale_index == 0 else "lbfgs"
+        levels = self.pyramid_levels
+        if levels is None:
+            levels = ADAM_PYRAMID_LEVELS if method == "adam" else 1
+        rate = self.learning_rate
+        if rate is None:
+            rate = PYRAMID_LEARNING_RATE if levels > 1 else PIXEL_LEARNING_RATE
+        return OptimizerSettings(method, int(levels), float(rate))
 
     def style_layer_weight_map(self) -> dict:
         """Normalized weight (summing to 1) of each style layer."""

@@ -3,7 +3,9 @@
 The schedule starts at about config.min_size on the long side, optimises there, upscales
 the result and continues at twice the size, up to the target size (the content's own size
 capped by config.max_size). Most iterations happen at the small scales, where a step is
-cheap; the last scale refines detail.
+cheap; the last scale refines detail. By default (optimizer 'auto') the first scale runs Adam
+on a pyramid of corrections (pyramid.py), which builds the style's large structures from the
+photo in few steps, and the later scales run L-BFGS, which refines an upscaled result fastest.
 
 Before running, the planner (planner.py) estimates time and peak memory and decides, scale
 by scale, whether the scale fits the memory budget in one piece. Scales that do not (or are
@@ -30,7 +32,7 @@ from .resize import fit_long_side, resize
 
 MIN_SIDE = 32  # the network needs at least this many pixels on the short side
 MAX_STYLE_SIDE = 4096
-WARM_LEARNING_RATE = 0.15  # of config.learning_rate, for Adam on an already stylized start (beat 0.5 and 1.0)
+WARM_LEARNING_RATE = 0.15  # of the learning rate, for Adam on an already stylized start (beat 0.5 and 1.0)
 
 
 def as_float_image(image, what: str) -> np.ndarray:
@@ -226,7 +228,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
         tv_ref = objective.tv_reference(content_s)
         report = run.reporter(index, (h, w), steps, lambda snap, sz=(h, w): finish(snap, sz))
         try:
-            x, _ = run.optimize(x, steps, (content_targets, style_targets, tv_ref), report, warm=index > 0)
+            x, _ = run.optimize(x, steps, (content_targets, style_targets, tv_ref), report, index, warm=index > 0)
         except StopRequested as stop:
             best = stop.best if stop.best is not None else (x if index > 0 else None)
             raise Cancelled(finish(best, target) if best is not None else None) from None
@@ -249,17 +251,18 @@ class _Run:
     on_progress: Optional[Callable] = None
     should_stop: Optional[Callable] = None
 
-    def optimize(self, x0: np.ndarray, steps: int, targets: tuple, on_step, warm: bool = False):
-        """The configured optimiser on one image (a whole scale or one tile); targets = (content, style, tv ref).
+    def optimize(self, x0: np.ndarray, steps: int, targets: tuple, on_step, scale_index: int, warm: bool = False):
+        """The scale's optimiser on one image (a whole scale or one tile); targets = (content, style, tv ref).
 
-        `warm`: x0 is already stylized (an upscaled coarser scale, or a tile's second pass), so
-        Adam starts at WARM_LEARNING_RATE of the configured rate: a full-size first step would
-        undo part of what the coarser scale built.
+        The optimiser is config.optimizer_at(scale_index). `warm`: x0 is already stylized (an
+        upscaled coarser scale, or a tile's second pass), so Adam starts at WARM_LEARNING_RATE
+        of its rate: a full-size first step would undo part of what the coarser scale built.
         """
         from .optimize import minimize
 
         content_targets, style_targets, tv_ref = targets
         objective, config = self.objective, self.config
+        method, levels, rate = config.optimizer_at(scale_index)
 
         def value_and_grad(img):
             loss, grad, _ = objective.value_and_grad(img[None], content_targets, style_targets, tv_ref)
@@ -269,10 +272,10 @@ class _Run:
             value_and_grad,
             x0,
             steps,
-            method=config.optimizer,
+            method=method,
             history=config.lbfgs_history,
-            learning_rate=config.learning_rate * (WARM_LEARNING_RATE if warm else 1.0),
-            pyramid_levels=config.pyramid_levels,
+            learning_rate=rate * (WARM_LEARNING_RATE if warm else 1.0),
+            pyramid_levels=levels,
             on_step=on_step,
             should_stop=self.should_stop,
         )
@@ -386,7 +389,12 @@ def _optimize_tiles(run: _Run, sp, index: int, content_s, x, style_targets, tv_r
             try:
                 tile_x = cur[y0:y1, x0:x1].copy()
                 best, _ = run.optimize(
-                    tile_x, steps, (content_targets, style_targets, tv_ref), report, warm=index > 0 or pass_index > 0
+                    tile_x,
+                    steps,
+                    (content_targets, style_targets, tv_ref),
+                    report,
+                    index,
+                    warm=index > 0 or pass_index > 0,
                 )
             except StopRequested as stop:
                 if stop.best is not None:

@@ -3,9 +3,12 @@
 Models (both linear in pixels, which is what the measurements on this project's machines show):
 
 - time: one evaluation of the objective (forward + gradient) costs eval_a + eval_b * pixels
-  seconds, a forward pass alone (targets) fwd_a + fwd_b * pixels, an L-BFGS iteration adds
-  lbfgs_b * pixels of optimiser bookkeeping, and a run of n L-BFGS steps makes n + 3
-  evaluations (the first iteration's line search takes four). The coefficients come from a short
+  seconds, a forward pass alone (targets) fwd_a + fwd_b * pixels, and a step adds the
+  optimiser's own work: lbfgs_b * pixels for L-BFGS (history 10; the two-loop recursion),
+  adam_b * pixels for Adam on the pixels, adam_pyramid_b * pixels for Adam on a pyramid
+  (composing the image and pulling the gradient back). A run of n L-BFGS steps makes n + 3
+  evaluations (the first iteration's line search takes four); the optimiser can differ per
+  scale (StyleConfig.optimizer_at). The coefficients come from a short
   measurement on this machine (`calibrate`, a few seconds), cached as JSON in the user's cache
   folder per device, network, pooling, precision and TensorFlow version.
 - memory: the process's peak is base + per-pixel bytes of the largest piece the network works on
@@ -34,7 +37,7 @@ from . import tiling
 from .config import CONV_LAYERS, StyleConfig
 
 GIB = 1024**3
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 CACHE_ENV = "NST_KERAS_CACHE_DIR"
 CALIBRATION_FILE = "calibration.json"
 
@@ -75,7 +78,9 @@ DEFAULT_TIME = {
     "eval_b": 13e-6,
     "fwd_a": 0.02,
     "fwd_b": 4.5e-6,
-    "lbfgs_b": 1.2e-6,
+    "lbfgs_b": 1.2e-6,  # history 10
+    "adam_b": 0.3e-6,
+    "adam_pyramid_b": 1.0e-6,
     "shape_s": 0.5,
     "setup_s": 4.0,
 }
@@ -416,35 +421,37 @@ def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:
     fwd_a = max(0.0, fwds[1] - fwd_b * p2)
     shape_s = max(0.0, firsts[1] - evals[1])
 
-    # The optimiser's own cost per iteration and pixel (no network: a quadratic).
-    # An ill-conditioned quadratic, so that every step is a real one.
-    n = 3 * p2
-    target = rng.uniform(0.0, 255.0, n).astype(np.float32)
-    curvature = np.geomspace(1.0, 1e3, n).astype(np.float32)
-    spent = [0.0]
-    done = [0]
+    # Each optimiser's own cost per step and pixel (no network: a quadratic on an image of the
+    # larger size). An ill-conditioned quadratic, so that every step is a real one.
+    shape = (h2, w2, 3)
+    target = rng.uniform(0.0, 255.0, shape).astype(np.float32)
+    curvature = np.geomspace(1.0, 1e3, target.size).astype(np.float32).reshape(shape)
+    drivers = {}
+    for key, method, levels in (("lbfgs_b", "lbfgs", 1), ("adam_b", "adam", 1), ("adam_pyramid_b", "adam", 6)):
+        spent = [0.0]
+        done = [0]
 
-    def quadratic(x):
+        def quadratic(x, spent=spent):
+            start = time.perf_counter()
+            d = x - target
+            g = curvature * d
+            out = float(0.5 * np.vdot(d, g)), g
+            spent[0] += time.perf_counter() - start
+            return out
+
+        def count(step, loss, x, done=done):
+            done[0] = step
+
         start = time.perf_counter()
-        d = x.ravel() - target
-        g = curvature * d
-        out = float(0.5 * np.dot(d, g)), g
-        spent[0] += time.perf_counter() - start
-        return out
-
-    def count(step, loss, x):
-        done[0] = step
-
-    start = time.perf_counter()
-    minimize(quadratic, np.zeros(n, np.float32), 8, history=config.lbfgs_history, on_step=count)
-    lbfgs_b = max(0.0, (time.perf_counter() - start - spent[0]) / (max(1, done[0]) * p2))
+        minimize(quadratic, np.zeros(shape, np.float32), 8, method=method, pyramid_levels=levels, on_step=count)
+        drivers[key] = max(0.0, (time.perf_counter() - start - spent[0]) / (max(1, done[0]) * p2))
     del extractor, objective
     out = {
         "eval_a": eval_a,
         "eval_b": eval_b,
         "fwd_a": fwd_a,
         "fwd_b": fwd_b,
-        "lbfgs_b": lbfgs_b * 10.0 / max(1, config.lbfgs_history),
+        **drivers,
         "shape_s": shape_s,
         "setup_s": setup or DEFAULT_TIME["setup_s"],
         "measured_s": time.perf_counter() - t0,
@@ -498,7 +505,10 @@ class CostModel:
     opt_bpp: float  # bytes per pixel of the optimiser's state (host memory)
     img_bpp: float  # bytes per output pixel of the images the run holds (host memory)
     base: float  # host bytes before any image
-    extra_evals: int  # evaluations beyond the step count per optimiser run
+    extra_evals: int  # evaluations beyond the step count per optimiser run (later scales)
+    driver_b: float  # seconds per step and pixel of the optimiser's own work (later scales)
+    first_extra_evals: int  # the same two at the first scale, whose optimiser may differ
+    first_driver_b: float
     history: int
 
     @classmethod
@@ -512,19 +522,35 @@ class CostModel:
         net = constants["net_bpp_per_float"] * floats * half * growth
         if kind == "GPU" and time_coefficients.get("gpu_bpp"):
             net = float(time_coefficients["gpu_bpp"])
-        lbfgs = config.optimizer == "lbfgs"
-        # Adam keeps x, m and v and a few temporaries alive through the whole run (4/3 as long on a
-        # pyramid, which also composes and pulls back an image per step).
-        adam_bpp = ADAM_PYRAMID_BPP if config.pyramid_levels > 1 else ADAM_PIXELS_BPP
+        times = {k: float(time_coefficients.get(k, v)) for k, v in DEFAULT_TIME.items()}
+
+        def optimiser(scale_index):  # (state bytes per pixel, extra evaluations, seconds per step and pixel)
+            method, levels, _ = config.optimizer_at(scale_index)
+            if method == "lbfgs":
+                # the pairs of the history, the gradient and a few temporaries; 4 * history + 10 passes a step
+                driver = times["lbfgs_b"] * (4 * config.lbfgs_history + 10) / 50.0
+                if levels > 1:
+                    driver += times["adam_pyramid_b"] - times["adam_b"]  # composing and pulling back
+                return 24.0 * (2 * config.lbfgs_history + 5) * constants["opt_scale"], LBFGS_EXTRA_EVALS, driver
+            # Adam keeps x, m and v and a few temporaries alive through the whole run (4/3 as long on a
+            # pyramid, which also composes and pulls back an image per step).
+            if levels > 1:
+                return ADAM_PYRAMID_BPP, ADAM_EXTRA_EVALS, times["adam_pyramid_b"]
+            return ADAM_PIXELS_BPP, ADAM_EXTRA_EVALS, times["adam_b"]
+
+        first, later = optimiser(0), optimiser(1)
         return cls(
             kind=kind,
-            time={k: float(time_coefficients.get(k, v)) for k, v in DEFAULT_TIME.items()},
+            time=times,
             net_bpp=net,
             fwd_bpp=constants["fwd_bpp_per_float"] * floats * half * growth,
-            opt_bpp=24.0 * (2 * config.lbfgs_history + 5) * constants["opt_scale"] if lbfgs else adam_bpp,
+            opt_bpp=max(first[0], later[0]),
             img_bpp=IMG_BPP,
             base=constants["base"],
-            extra_evals=LBFGS_EXTRA_EVALS if lbfgs else ADAM_EXTRA_EVALS,
+            extra_evals=later[1],
+            driver_b=later[2],
+            first_extra_evals=first[1],
+            first_driver_b=first[2],
             history=config.lbfgs_history,
         )
 
@@ -535,9 +561,13 @@ class CostModel:
     def t_fwd(self, px: float) -> float:
         return self.time["fwd_a"] + self.time["fwd_b"] * px
 
-    def t_run(self, px: float, steps: int) -> float:
-        """An optimiser run of `steps` steps on a piece of `px` pixels, its content targets included."""
-        return self.t_fwd(px) + (steps + self.extra_evals) * self.t_eval(px) + steps * self.time["lbfgs_b"] * px
+    def t_run(self, px: float, steps: int, first: bool = False) -> float:
+        """An optimiser run of `steps` steps on a piece of `px` pixels, its content targets included.
+
+        `first`: the run belongs to the first scale, whose optimiser may differ from the later ones'.
+        """
+        extra, driver = (self.first_extra_evals, self.first_driver_b) if first else (self.extra_evals, self.driver_b)
+        return self.t_fwd(px) + (steps + extra) * self.t_eval(px) + steps * driver * px
 
     # memory
     def piece_bytes(self, px: float) -> float:
@@ -728,7 +758,7 @@ def _plan_with(
         setup_seconds=model.time["setup_s"],
     )
     needed = 0.0
-    for h, w, n in schedule:
+    for index, (h, w, n) in enumerate(schedule):
         sp = ScalePlan(h, w, n)
         px = h * w
         held = model.held_bytes(px, input_px)  # images at this scale (the last one: the output's size)
@@ -779,9 +809,9 @@ def _plan_with(
 
         first = model.time["shape_s"] + style_fwd + 2e-7 * px * 3  # a new shape, style targets, resizing
         if sp.grid is None:
-            sp.phases = [first + model.t_run(px, n)]
+            sp.phases = [first + model.t_run(px, n, first=index == 0)]
         else:
-            visit = model.t_run(piece_px, sp.steps_per_visit) + 2e-7 * piece_px
+            visit = model.t_run(piece_px, sp.steps_per_visit, first=index == 0) + 2e-7 * piece_px
             sp.phases = [visit] * sp.grid.visits()
             sp.phases[0] += first
         sp.peak_bytes = held + max(model.piece_bytes(piece_px), model.fwd_bpp * style_piece)

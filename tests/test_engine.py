@@ -35,6 +35,44 @@ def test_scales_double_up_to_the_capped_target():
     assert StyleConfig(max_size=0).target_size(3000, 4000) == (3000, 4000)
 
 
+def test_optimizer_settings_per_scale():
+    auto = StyleConfig()
+    assert tuple(auto.optimizer_at(0)) == ("adam", 6, 5.0)  # from the photo: Adam on a pyramid
+    assert tuple(auto.optimizer_at(1)) == tuple(auto.optimizer_at(3)) == ("lbfgs", 1, 2.0)  # warm starts: L-BFGS
+    assert tuple(StyleConfig(optimizer="lbfgs").optimizer_at(0)) == ("lbfgs", 1, 2.0)
+    assert tuple(StyleConfig(optimizer="adam").optimizer_at(2)) == ("adam", 6, 5.0)
+    assert tuple(StyleConfig(optimizer="adam", pyramid_levels=1).optimizer_at(0)) == ("adam", 1, 2.0)
+    explicit = StyleConfig(pyramid_levels=3, learning_rate=7.0)  # set values apply wherever they can
+    assert tuple(explicit.optimizer_at(0)) == ("adam", 3, 7.0) and tuple(explicit.optimizer_at(1)) == ("lbfgs", 3, 7.0)
+    for bad in ({"pyramid_levels": 0}, {"learning_rate": -1.0}, {"optimizer": "sgd"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            StyleConfig(**bad).validate()
+
+
+@pytest.mark.parametrize("optimizer", ["auto", "lbfgs", "adam"])
+def test_each_scale_runs_the_optimiser_its_settings_name(monkeypatch, optimizer):
+    from nst_keras import optimize
+
+    calls = []
+    real = optimize.minimize
+
+    def spy(value_and_grad, x0, steps, **kwargs):
+        rate = kwargs["learning_rate"] if kwargs["method"] == "adam" else None  # L-BFGS has none
+        calls.append((kwargs["method"], kwargs["pyramid_levels"], rate, x0.shape[:2]))
+        return real(value_and_grad, x0, steps, **kwargs)
+
+    monkeypatch.setattr(optimize, "minimize", spy)
+    cfg = dataclasses.replace(TINY, optimizer=optimizer)
+    nst_keras.stylize(_image(96, 64, 0), [_image(64, 64, 1)], cfg)
+    expected = {
+        "auto": [("adam", 6, 5.0), ("lbfgs", 1, None)],
+        "lbfgs": [("lbfgs", 1, None), ("lbfgs", 1, None)],
+        "adam": [("adam", 6, 5.0), ("adam", 6, 5.0 * nst_keras.engine.WARM_LEARNING_RATE)],  # warm start
+    }[optimizer]
+    assert [c[:3] for c in calls] == expected
+    assert [c[3] for c in calls] == [(48, 32), (96, 64)]
+
+
 def test_preset_iterations_decrease_with_scale_and_iterations_override():
     its = StyleConfig(preset="normal").iterations_per_scale(3)
     assert its[0] > its[1] > its[2] > 0
@@ -120,6 +158,7 @@ def test_same_seed_same_result_and_noise_init_depends_on_seed():
         {"optimizer": "adam", "learning_rate": 5.0},
         {"optimizer": "adam", "learning_rate": 5.0, "pyramid_levels": 3},
         {"pyramid_levels": 3},
+        {"optimizer": "lbfgs"},
         {"pooling": "avg"},
         {"backbone": "vgg16"},
         {"preserve_colors": "luminance"},

@@ -36,6 +36,35 @@ def _plan(h, w, config=CFG, budget_gib=8.0, **kwargs):
     )
 
 
+def test_each_scale_is_timed_with_its_own_optimiser():
+    coefficients = {**COEFFICIENTS, "lbfgs_b": 2e-6, "adam_b": 0.5e-6, "adam_pyramid_b": 4e-6}
+
+    def estimates(**changes):
+        cfg = dataclasses.replace(CFG, max_size=1024, **changes)
+        plan = planner.make_plan(
+            (768, 1024),
+            cfg,
+            plan_scales(cfg, 768, 1024),
+            time_coefficients=coefficients,
+            kind="CPU",
+            dtype="float32",
+            budget=(int(1000 * GIB), "test"),
+            memory="lean",
+        )
+        return [s.seconds for s in plan.scales]
+
+    auto, lbfgs, adam = estimates(), estimates(optimizer="lbfgs"), estimates(optimizer="adam")
+    assert len(auto) == 3
+    # auto: the first scale as Adam on a pyramid (one evaluation a step, pyramid bookkeeping), the rest as L-BFGS
+    assert auto[0] == pytest.approx(adam[0]) and auto[0] != pytest.approx(lbfgs[0])
+    assert auto[1:] == pytest.approx(lbfgs[1:])
+    px, steps = 192 * 256, StyleConfig().iterations_per_scale(3)[0]
+    model = planner.CostModel.for_config(dataclasses.replace(CFG), "CPU", "float32", coefficients)
+    assert model.first_driver_b == 4e-6 and model.driver_b == pytest.approx(2e-6)
+    expected = lbfgs[0] - model.t_run(px, steps) + model.t_run(px, steps, first=True)
+    assert auto[0] == pytest.approx(expected, rel=1e-3)
+
+
 def test_activation_count_grows_with_depth_and_vgg19_keeps_more_than_vgg16():
     a = planner.activation_floats("vgg19", ["block1_conv1"])
     b = planner.activation_floats("vgg19", ["block3_conv1"])
