@@ -5,8 +5,9 @@ Prints, for the sample photo at 512 px (long side) and the sample style:
   pipeline's L-BFGS at its last scale) and the fraction of the CPU's peak FLOP rate it reaches;
 - peak memory (RSS) of a process doing only that, and of the whole default run;
 - the yardstick's (baseline_tutorial.py: Adam, lr 0.02, 1000 steps at 512 px) final loss and
-  wall time, and the time our default pipeline (stylize(): coarse to fine, L-BFGS, default
-  StyleConfig but the HED VGG16 network) needs to reach that same loss, and the ratio.
+  wall time, and the time our default pipeline (stylize(): coarse to fine, optimiser auto, default
+  StyleConfig but the HED VGG16 network) needs to reach that same loss, and the ratio; then the
+  other way round: the yardstick's time and work to each pipeline's own final loss.
 
 The loss compared is one objective: the 512 px objective (content targets of the 512 px photo,
 style Grams of the style at 512 px), evaluated with a forward pass on each image the pipeline
