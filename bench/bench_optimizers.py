@@ -100,7 +100,7 @@ def run_tutorial(problem, x0, steps, report, loss_scale=1e6):
 
 
 def coarse_start(problem, content, spec_steps, config):
-    """(start image, table row): SPEC@N run at half size from the photo, upscaled to the content's size."""
+    """(start image, size of the coarse run 'WxH', its seconds): SPEC@N at half size from the photo, upscaled."""
     import numpy as np
 
     from nst_keras.resize import resize
@@ -122,9 +122,10 @@ def coarse_start(problem, content, spec_steps, config):
     own, own_parts = coarse.loss(x)
     start = np.clip(resize(x, h, w), 0.0, 255.0)
     loss, parts = problem.loss(start)
-    print(f"coarse {spec}@{n} at {small.shape[1]}x{small.shape[0]}: loss there {own:.3f} {_parts(own_parts)}")
+    size = f"{small.shape[1]}x{small.shape[0]}"
+    print(f"coarse {spec}@{n} at {size}: loss there {own:.3f} {_parts(own_parts)}")
     print(f"  upscaled to {w}x{h}: loss {loss:.3f} {_parts(parts)}; the photo: {_parts(problem.loss(content)[1])}")
-    return start, [f"start: {spec}@{n} at {small.shape[1]}x{small.shape[0]}", time.perf_counter() - t]
+    return start, size, time.perf_counter() - t
 
 
 def _parts(parts: dict) -> str:
@@ -156,9 +157,9 @@ def main(argv=None) -> int:
     rows = []
     start, origin = content, "the photo"
     if args.start:
-        start, row = coarse_start(problem, content, args.start, config)
-        origin = f"the photo's {args.start} result at {row[0].split()[-1]}, upscaled"
-        rows.append(row + [None] * len(marks))
+        start, size, seconds = coarse_start(problem, content, args.start, config)
+        origin = f"the photo's {args.start} result at {size}, upscaled"
+        rows.append([f"start: {args.start} at {size}", seconds] + [None] * len(marks))
     print(f"{w}x{h} px, one scale, from {origin}; tv weight {config.tv_weight}; loss of the clipped image at step n")
     for name in args.only.split(","):
         losses = {}

@@ -22,14 +22,14 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(planner.CACHE_ENV, str(tmp_path / "cache"))
 
 
-def _plan(h, w, config=CFG, budget_gib=8.0, **kwargs):
+def _plan(h, w, config=CFG, budget_gib=8.0, coefficients=COEFFICIENTS, **kwargs):
     return planner.make_plan(
         (h, w),
         config,
         plan_scales(config, h, w),
-        time_coefficients=COEFFICIENTS,
+        time_coefficients=coefficients,
         kind=kwargs.pop("kind", "CPU"),
-        dtype="float32",
+        dtype=kwargs.pop("dtype", "float32"),
         budget=(int(budget_gib * GIB), "test budget"),
         memory=kwargs.pop("memory", "lean"),
         **kwargs,
@@ -41,17 +41,7 @@ def test_each_scale_is_timed_with_its_own_optimiser():
 
     def estimates(**changes):
         cfg = dataclasses.replace(CFG, max_size=1024, **changes)
-        plan = planner.make_plan(
-            (768, 1024),
-            cfg,
-            plan_scales(cfg, 768, 1024),
-            time_coefficients=coefficients,
-            kind="CPU",
-            dtype="float32",
-            budget=(int(1000 * GIB), "test"),
-            memory="lean",
-        )
-        return [s.seconds for s in plan.scales]
+        return [s.seconds for s in _plan(768, 1024, cfg, budget_gib=1000, coefficients=coefficients).scales]
 
     auto, lbfgs, adam = estimates(), estimates(optimizer="lbfgs"), estimates(optimizer="adam")
     assert len(auto) == 3
@@ -152,15 +142,7 @@ def test_engine_plan_is_json_friendly_and_complete():
 def test_gpu_plans_budget_gpu_memory_with_the_measured_bytes_per_pixel():
     coefficients = {**COEFFICIENTS, "gpu_bpp": 2000.0}
     cfg = dataclasses.replace(CFG, max_size=4000)
-    p = planner.make_plan(
-        (3000, 4000),
-        cfg,
-        plan_scales(cfg, 3000, 4000),
-        time_coefficients=coefficients,
-        kind="GPU",
-        dtype="float16",
-        budget=(int(10 * GIB), "test"),
-    )
+    p = _plan(3000, 4000, cfg, budget_gib=10.0, coefficients=coefficients, kind="GPU", dtype="float16")
     assert p.fits and p.peak_bytes <= 10 * GIB
     assert p.scales[-1].tiled  # 12 Mpx x 2000 B > 10 GiB
     assert "est_host_peak_bytes" in p.to_dict()
