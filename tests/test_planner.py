@@ -121,7 +121,10 @@ def test_no_size_fits_below_the_base_memory():
 
 
 def test_stylize_refuses_a_run_that_cannot_fit_with_the_clear_message():
-    cfg = dataclasses.replace(CFG, memory_limit=1.3, max_size=0)
+    # 1.2 GiB fits in neither allocator mode. (1.3 GiB fits in lean mode with tiles, which a
+    # process can still switch to when TensorFlow has not started yet, e.g. this file run alone:
+    # the test then ran the whole 2000x1500 stylization instead of being refused.)
+    cfg = dataclasses.replace(CFG, memory_limit=1.2, max_size=0)
     with pytest.raises(ValueError, match=r"the largest output that fits is \d+x\d+ px \(use --max-size \d+"):
         nst_keras.stylize(np.zeros((1500, 2000, 3), np.uint8), [np.zeros((64, 64, 3), np.uint8)], cfg)
 
