@@ -14,16 +14,22 @@ Optimisers:
 - tutorial: the yardstick's Adam (lr 0.02 on a 0..1 image, beta_1 0.99, epsilon 0.1, loss
   scaled by 1e6 as in baseline_tutorial.py, clipped to 0..1 each step), written out in numpy.
 
+A chain SPEC/N+SPEC/N... runs one optimiser for N steps, then the next from its (clipped)
+result, all at --size; the Ns add up to --steps (e.g. adam:6:3/25+lbfgs/25).
+
 --start SPEC@N starts every optimiser from an upscaled coarse result instead of the photo, as
 the engine's coarse-to-fine schedule does: SPEC run for N steps at half the size (each side
 rounded up), the result upscaled and clipped. Lines before the table show that start's loss
 and its parts (content, style, tv) next to the photo's: what the coarse scale hands over.
+--start colour starts from the photo given the style's colour mean and covariance
+(nst_keras.color.match_color_histogram, the engine's --preserve-colors histogram transform).
 
 Losses are of the clipped image (0..255), at the listed steps. Run:
 
     python bench/bench_optimizers.py [--size 256] [--steps 100] [--only lbfgs,scipy,tutorial] [--tv-weight W]
     python bench/bench_optimizers.py --size 512 --steps 150 --only tutorial,lbfgs,adam:1:12.75,adam:6:12.75
     python bench/bench_optimizers.py --size 512 --steps 50 --only adam:6:5,adam:6:0.75,lbfgs --start adam:5:5@100
+    python bench/bench_optimizers.py --size 512 --steps 50 --only adam:6:3,adam:6:3/25+lbfgs/25 --start colour
 """
 
 from __future__ import annotations
@@ -99,6 +105,41 @@ def run_tutorial(problem, x0, steps, report, loss_scale=1e6):
         report(step, x * 255.0)
 
 
+def run_chain(problem, x0, steps, report, chain):
+    """SPEC/N+SPEC/N...: each part from the clipped result of the one before; steps counted across parts."""
+    import numpy as np
+
+    parts = [part.rpartition("/") for part in chain.split("+")]
+    if any(not n.isdigit() or spec.split(":")[0] not in ("lbfgs", "adam") for spec, _, n in parts):
+        raise SystemExit(f"chain: expected SPEC/N+SPEC/N..., received {chain!r}")
+    total = sum(int(n) for _, _, n in parts)
+    if total != steps:
+        raise SystemExit(f"chain {chain!r}: its steps add up to {total}, not --steps {steps}")
+    x, done = x0, 0
+    for spec, _, n in parts:
+        last = {}
+
+        def on(step, image, _done=done, _last=last):
+            _last["x"] = image
+            report(_done + step, image)
+
+        run_engine(problem, x, int(n), on, spec)
+        x, done = np.clip(last["x"], 0.0, 255.0), done + int(n)
+
+
+def colour_start(problem, content):
+    """(the photo with the style's colour mean and covariance, label, seconds)."""
+    import numpy as np
+
+    from nst_keras.color import match_color_histogram
+
+    t = time.perf_counter()
+    start = np.clip(match_color_histogram(content, common.style_image())[..., :3], 0.0, 255.0).astype(np.float32)
+    loss, parts = problem.loss(start)
+    print(f"colour-matched photo: loss {loss:.3f} {_parts(parts)}; the photo: {problem.loss(content)[0]:.3f}")
+    return start, "colour", time.perf_counter() - t
+
+
 def coarse_start(problem, content, spec_steps, config):
     """(start image, size of the coarse run 'WxH', its seconds): SPEC@N at half size from the photo, upscaled."""
     import numpy as np
@@ -142,7 +183,10 @@ def main(argv=None) -> int:
     parser.add_argument("--tv-weight", type=float, default=None, help="change the objective's TV weight")
     parser.add_argument("--scipy-history", type=int, default=10)
     parser.add_argument(
-        "--start", default=None, metavar="SPEC@N", help="start from SPEC's result after N steps at half size"
+        "--start",
+        default=None,
+        metavar="SPEC@N|colour",
+        help="start from SPEC's result after N steps at half size, or from the colour-matched photo",
     )
     args = parser.parse_args(argv)
 
@@ -156,7 +200,11 @@ def main(argv=None) -> int:
     marks = [m for m in MARKS if m <= args.steps]
     rows = []
     start, origin = content, "the photo"
-    if args.start:
+    if args.start == "colour":
+        start, _, seconds = colour_start(problem, content)
+        origin = "the photo with the style's colour mean and covariance"
+        rows.append(["start: colour", seconds] + [None] * len(marks))
+    elif args.start:
         start, size, seconds = coarse_start(problem, content, args.start, config)
         origin = f"the photo's {args.start} result at {size}, upscaled"
         rows.append([f"start: {args.start} at {size}", seconds] + [None] * len(marks))
@@ -169,14 +217,17 @@ def main(argv=None) -> int:
                 _losses[step] = problem.value_and_grad(np.clip(x, 0.0, 255.0))[0]
 
         t = time.perf_counter()
-        if name.split(":")[0] in ("lbfgs", "adam"):
+        if "+" in name:
+            run_chain(problem, start, args.steps, report, name)
+        elif name.split(":")[0] in ("lbfgs", "adam"):
             run_engine(problem, start, args.steps, report, name)
         elif name == "scipy":
             run_scipy(problem, start, args.steps, report, args.scipy_history)
         elif name == "tutorial":
             run_tutorial(problem, start, args.steps, report)
         else:
-            raise SystemExit(f"unknown optimiser {name!r}: expected lbfgs[:L], adam[:L[:LR]], scipy or tutorial")
+            expected = "lbfgs[:L], adam[:L[:LR]], a chain SPEC/N+SPEC/N, scipy or tutorial"
+            raise SystemExit(f"unknown optimiser {name!r}: expected {expected}")
         rows.append([name, time.perf_counter() - t] + [losses.get(m) for m in marks])
         print(f"[{name} done]", flush=True)
     print(common.table(["optimiser", "s"] + [f"step {m}" for m in marks], rows))

@@ -74,11 +74,17 @@ def child_steps(size: int, steps: int) -> dict:
 def child_pipeline(size: int, preset: str, changes: dict, name: str) -> dict:
     """Run stylize() with the default settings (+ `changes`); report (time, work, 512 px loss) of its images."""
     content = common.content_at(size)
+    asked, changes = changes, dict(changes)
+    schedule = changes.pop("preset_iterations", None)  # bench only: [first, last] for the preset
+    if schedule is not None:
+        from nst_keras import config as config_module
+
+        config_module.PRESET_ITERATIONS[preset] = tuple(int(n) for n in schedule)
     config = common.bench_config(preset=preset, **changes)
     result = common.run_pipeline(content, common.style_image(), config, snapshot_every=10)
     common.save_png(result.pop("output"), common.OUT / f"pipeline-{name}.png")
     result.pop("calls")
-    return {"what": "pipeline", "preset": preset, "changes": changes, **result}
+    return {"what": "pipeline", "preset": preset, "changes": asked, **result}
 
 
 # The run --------------------------------------------------------------------------------------
@@ -143,7 +149,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=SIZE)
     parser.add_argument("--baseline-steps", type=int, default=1000)
-    parser.add_argument("--baseline-json", help="reuse a yardstick result (a JSON line of baseline_tutorial.py)")
+    parser.add_argument(
+        "--baseline-json",
+        help="reuse a yardstick result (a JSON line of baseline_tutorial.py, or an earlier run's speed.json)",
+    )
     parser.add_argument("--loss-scale", type=float, default=None, help="the yardstick's loss scale (default its own)")
     parser.add_argument("--steps", type=int, default=8, help="timed value-and-gradient calls")
     parser.add_argument("--child", choices=("steps", "pipeline"), help=argparse.SUPPRESS)
@@ -153,7 +162,8 @@ def main(argv=None) -> int:
         action="append",
         default=[],
         metavar="NAME=JSON",
-        help='also run the pipeline with these StyleConfig changes, e.g. pyramid=\'{"optimizer": "adam"}\'',
+        help='also run the pipeline with these StyleConfig changes, e.g. pyramid=\'{"optimizer": "adam"}\'; '
+        '"preset_iterations": [FIRST, LAST] changes the preset\'s iterations at the first and last scale',
     )
     parser.add_argument("--changes", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="normal", help=argparse.SUPPRESS)
@@ -185,6 +195,7 @@ def main(argv=None) -> int:
 
     if args.baseline_json:
         baseline = json.loads(Path(args.baseline_json).read_text().strip().splitlines()[-1])
+        baseline = baseline.get("baseline", baseline)  # a whole speed.json of an earlier run: its yardstick
         baseline_note = f"reused from {args.baseline_json}"
     else:
         cmd = [
