@@ -47,6 +47,11 @@ import common  # noqa: E402
 MARKS = (10, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 1000)
 
 
+def is_engine_spec(spec: str) -> bool:
+    """Whether spec names one of the engine's optimisers (METHOD[:LEVELS[:LR]])."""
+    return spec.split(":")[0] in ("lbfgs", "adam")
+
+
 def run_engine(problem, x0, steps, report, spec):
     """The engine's optimiser, spec METHOD[:LEVELS[:LR]]."""
     from nst_keras.config import StyleConfig
@@ -110,7 +115,7 @@ def run_chain(problem, x0, steps, report, chain):
     import numpy as np
 
     parts = [part.rpartition("/") for part in chain.split("+")]
-    if any(not n.isdigit() or spec.split(":")[0] not in ("lbfgs", "adam") for spec, _, n in parts):
+    if any(not n.isdigit() or not is_engine_spec(spec) for spec, _, n in parts):
         raise SystemExit(f"chain: expected SPEC/N+SPEC/N..., received {chain!r}")
     total = sum(int(n) for _, _, n in parts)
     if total != steps:
@@ -147,7 +152,7 @@ def coarse_start(problem, content, spec_steps, config):
     from nst_keras.resize import resize
 
     spec, _, n = spec_steps.partition("@")
-    if not n.isdigit() or spec.split(":")[0] not in ("lbfgs", "adam"):
+    if not n.isdigit() or not is_engine_spec(spec):
         raise SystemExit(f"--start: expected SPEC@N with SPEC lbfgs[:L] or adam[:L[:LR]], received {spec_steps!r}")
     h, w = content.shape[:2]
     small = resize(content, -(-h // 2), -(-w // 2))
@@ -219,7 +224,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         if "+" in name:
             run_chain(problem, start, args.steps, report, name)
-        elif name.split(":")[0] in ("lbfgs", "adam"):
+        elif is_engine_spec(name):
             run_engine(problem, start, args.steps, report, name)
         elif name == "scipy":
             run_scipy(problem, start, args.steps, report, args.scipy_history)

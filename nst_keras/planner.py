@@ -509,7 +509,6 @@ class CostModel:
     driver_b: float  # seconds per step and pixel of the optimiser's own work (later scales)
     first_extra_evals: int  # the same two at the first scale, whose optimiser may differ
     first_driver_b: float
-    history: int
 
     @classmethod
     def for_config(
@@ -551,7 +550,6 @@ class CostModel:
             driver_b=later[2],
             first_extra_evals=first[1],
             first_driver_b=first[2],
-            history=config.lbfgs_history,
         )
 
     # time
@@ -807,13 +805,13 @@ def _plan_with(
                 style_fwd += model.time["shape_s"] * min(len(wins), 4) * 0.5
                 style_piece = max(style_piece, max((b - a) * (d - c) for _, (a, b, c, d) in wins))
 
-        first = model.time["shape_s"] + style_fwd + 2e-7 * px * 3  # a new shape, style targets, resizing
+        scale_setup = model.time["shape_s"] + style_fwd + 2e-7 * px * 3  # a new shape, style targets, resizing
         if sp.grid is None:
-            sp.phases = [first + model.t_run(px, n, first=index == 0)]
+            sp.phases = [scale_setup + model.t_run(px, n, first=index == 0)]
         else:
             visit = model.t_run(piece_px, sp.steps_per_visit, first=index == 0) + 2e-7 * piece_px
             sp.phases = [visit] * sp.grid.visits()
-            sp.phases[0] += first
+            sp.phases[0] += scale_setup
         sp.peak_bytes = held + max(model.piece_bytes(piece_px), model.fwd_bpp * style_piece)
         sp.host_bytes = model.host_bytes(px, input_px, piece_px)
         if model.kind == "GPU":
