@@ -366,7 +366,12 @@ def main(argv=None) -> int:
         results.append(res)
         print(f"[{size_text}: {time.perf_counter() - t:.0f} s, load {os.getloadavg()}]", flush=True)
     print()
-    print(f"default preset, HED VGG16, float32, CPU; each size in a fresh process; changes {args.changes}")
+    changes = json.loads(args.changes)
+    network = f"{changes.get('backbone', common.BACKBONE).upper()}, " + (
+        "HED weights" if "weights" not in changes else f"weights {changes['weights']}"
+    )
+    preset = changes.get("preset", "normal")
+    print(f"{preset} preset, {network}, float32, CPU; each size in a fresh process; changes {args.changes}")
     print_scaling(results)
     return 0
 

@@ -57,15 +57,21 @@ MEMORY = {
         "base": 1.0 * GIB,  # TensorFlow, Keras, the model and its weights, Python
         "net_bpp_per_float": 1450 / 322.0,  # gradient evaluation, per activation float kept per pixel
         "fwd_bpp_per_float": 850 / 322.0,  # forward pass only (targets)
-        "opt_scale": 1.0,  # of the L-BFGS state's nominal size
+        "opt_scale": 2.0,  # of the L-BFGS state's live size: the pool also keeps each step's temporaries
     },
     "lean": {  # measured: a 4000x3000 run in tiles peaked at 5.4 GiB (timeline of every scale and tile)
         "base": 0.8 * GIB,
         "net_bpp_per_float": 1950 / 322.0,
         "fwd_bpp_per_float": 760 / 322.0,
-        "opt_scale": 0.1,  # the L-BFGS arrays come and go between evaluations: they barely add to the peak
+        # The L-BFGS state is alive through every evaluation: its history pairs, x, the gradient, the
+        # direction and the trial point (float32 numpy arrays). 0.1 until 2026-11-21 (from scipy's
+        # float64 L-BFGS-B, whose arrays were taken to come and go): full lean runs then peaked
+        # 0.54-0.56 GiB above their estimates (2048x1362 untiled, 4000x3000 in 3.3-megapixel tiles),
+        # about the 10 pairs' 240 bytes a pixel.
+        "opt_scale": 1.0,
     },
 }
+LBFGS_VECTOR_BPP = 12.0  # one float32 RGB image: the unit of the L-BFGS state (optimize._lbfgs)
 ADAM_PIXELS_BPP = 60.0  # Adam's state and temporaries per pixel of the piece (x, m, v, gradient, update)
 ADAM_PYRAMID_BPP = 150.0  # the same on a pyramid (4/3 the floats) + the composed image and its pull-back
 IMG_BPP = 40.0  # float32 images the engine holds at the working scale, per pixel of that scale
@@ -530,7 +536,8 @@ class CostModel:
                 driver = times["lbfgs_b"] * (4 * config.lbfgs_history + 10) / 50.0
                 if levels > 1:
                     driver += times["adam_pyramid_b"] - times["adam_b"]  # composing and pulling back
-                return 24.0 * (2 * config.lbfgs_history + 5) * constants["opt_scale"], LBFGS_EXTRA_EVALS, driver
+                live = LBFGS_VECTOR_BPP * (2 * config.lbfgs_history + 5)  # float32 RGB vectors: 12 bytes a pixel
+                return live * constants["opt_scale"], LBFGS_EXTRA_EVALS, driver
             # Adam keeps x, m and v and a few temporaries alive through the whole run (4/3 as long on a
             # pyramid, which also composes and pulls back an image per step).
             if levels > 1:

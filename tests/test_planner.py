@@ -77,6 +77,20 @@ def test_memory_and_time_grow_with_size():
     assert (peaks[-1] - peaks[-2]) / (peaks[-2] - peaks[-3]) == pytest.approx(4.0, rel=0.05)
 
 
+def test_the_lbfgs_history_counts_in_full_in_lean_memory():
+    # The history pairs are float32 images alive through every evaluation (optimize._lbfgs): a
+    # longer history must raise a lean plan's peak by 2 images (s, y) of 12 bytes a pixel per pair.
+    h, w = 1536, 2048
+    short, long = (_plan(h, w, dataclasses.replace(CFG, lbfgs_history=n), budget_gib=1000) for n in (5, 50))
+    assert not any(s.tiled for s in short.scales + long.scales)
+    assert long.peak_bytes - short.peak_bytes == pytest.approx(2 * 12 * 45 * h * w, rel=0.01)
+    # The pooled allocator keeps each step's temporaries as well: twice the live state.
+    short, long = (
+        _plan(h, w, dataclasses.replace(CFG, lbfgs_history=n), budget_gib=1000, memory="pooled") for n in (5, 50)
+    )
+    assert long.peak_bytes - short.peak_bytes == pytest.approx(2 * 2 * 12 * 45 * h * w, rel=0.01)
+
+
 def test_scales_that_do_not_fit_are_tiled_within_the_budget():
     p = _plan(3000, 4000, budget_gib=6.0)
     assert p.fits and p.peak_bytes <= planner.PLAN_SHARE * 6.0 * GIB
