@@ -6,9 +6,11 @@ Each run is a fresh child process that calls nst_keras.stylize() with the defaul
 each scale, peak RSS of the process, and the planner's estimate (engine.plan(), measured
 time model) with the ratio measured / estimated.
 
-A run can be cut short: --last-scale-steps N stops after N steps of the last scale (or, when
-that scale is tiled, after N tile visits); its total is then reported as an extrapolation from
-the measured part (labelled as such: the remaining steps of the scale at the measured rate).
+A run can be cut short: --last-scale-steps N stops after N steps of the last scale (counted
+across its tile visits when it is tiled: the first visit has steps_per_tile of them); its total
+is then reported as an extrapolation from the measured part (labelled as such: the remaining
+steps of the scale at the measured rate). Peak memory needs at least lbfgs_history + 1 steps in
+one piece or visit: the L-BFGS history is full only then.
 
 Seams (--seam): a 2048 px output with tiles forced (StyleConfig.tile_size) against an untiled
 run with the same settings: mean absolute difference (grey levels) within a band of pixels
