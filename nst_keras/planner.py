@@ -57,7 +57,9 @@ MEMORY = {
         "base": 1.0 * GIB,  # TensorFlow, Keras, the model and its weights, Python
         "net_bpp_per_float": 1450 / 322.0,  # gradient evaluation, per activation float kept per pixel
         "fwd_bpp_per_float": 850 / 322.0,  # forward pass only (targets)
-        "opt_scale": 2.0,  # of the L-BFGS state's live size: the pool also keeps each step's temporaries
+        # Twice the L-BFGS state's live size (600 bytes a pixel, the figure pooled runs were measured
+        # against; a pool also keeps each step's temporaries).
+        "opt_scale": 2.0,
     },
     "lean": {  # measured: a 4000x3000 run in tiles peaked at 5.4 GiB (timeline of every scale and tile)
         "base": 0.8 * GIB,
