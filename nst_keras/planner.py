@@ -538,7 +538,7 @@ class CostModel:
                 driver = times["lbfgs_b"] * (4 * config.lbfgs_history + 10) / 50.0
                 if levels > 1:
                     driver += times["adam_pyramid_b"] - times["adam_b"]  # composing and pulling back
-                live = LBFGS_VECTOR_BPP * (2 * config.lbfgs_history + 5)  # float32 RGB vectors: 12 bytes a pixel
+                live = LBFGS_VECTOR_BPP * (2 * config.lbfgs_history + 5)  # the pairs, x, gradient, direction, trial
                 return live * constants["opt_scale"], LBFGS_EXTRA_EVALS, driver
             # Adam keeps x, m and v and a few temporaries alive through the whole run (4/3 as long on a
             # pyramid, which also composes and pulls back an image per step).

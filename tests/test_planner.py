@@ -84,7 +84,7 @@ def test_the_lbfgs_history_counts_in_full_in_lean_memory():
     short, long = (_plan(h, w, dataclasses.replace(CFG, lbfgs_history=n), budget_gib=1000) for n in (5, 50))
     assert not any(s.tiled for s in short.scales + long.scales)
     assert long.peak_bytes - short.peak_bytes == pytest.approx(2 * 12 * 45 * h * w, rel=0.01)
-    # The pooled allocator keeps each step's temporaries as well: twice the live state.
+    # The pooled model counts twice the live state (the figure its runs were measured against).
     short, long = (
         _plan(h, w, dataclasses.replace(CFG, lbfgs_history=n), budget_gib=1000, memory="pooled") for n in (5, 50)
     )
