@@ -226,7 +226,7 @@ def tile_borders(plan: dict, size: list, tile: int, changes: dict) -> dict:
 
 
 def run_size(size_text, args, log, tile_size=None, save=None) -> dict:
-    changes = json.loads(args.changes)
+    changes = args.changes
     cmd = [ME, "--child", size_text, "--last-scale-steps", str(args.last_scale_steps if tile_size is None else 0)]
     if tile_size:
         cmd += ["--tile", str(tile_size)]
@@ -307,13 +307,13 @@ def main(argv=None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tile", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--save", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--changes", default="{}", help="StyleConfig changes (JSON) for every run")
+    parser.add_argument("--changes", type=json.loads, default="{}", help="StyleConfig changes (JSON) for every run")
     parser.add_argument("--tag", default="", help="suffix of the result files (joined with a '-')")
     args = parser.parse_args(argv)
     args.tag = f"-{args.tag.lstrip('-')}" if args.tag.strip("-") else ""
 
     if args.child:
-        common.emit(child_run(args.child, args.last_scale_steps, args.tile, args.save, json.loads(args.changes)))
+        common.emit(child_run(args.child, args.last_scale_steps, args.tile, args.save, args.changes))
         return 0
 
     common.OUT.mkdir(parents=True, exist_ok=True)
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
         res = run_size(args.seam_size, args, log, tile_size=args.seam_tile, save=tiled_path)
         print_scaling([res])
         if res.get("plan") and Path(tiled_path).exists():
-            info = tile_borders(res["plan"], res["size"], args.seam_tile, json.loads(args.changes))
+            info = tile_borders(res["plan"], res["size"], args.seam_tile, args.changes)
             rep = seam_report(ref, tiled_path, info, args.seam_band, common.OUT / "seam-crop.png")
             (common.OUT / "seam.json").write_text(json.dumps({**rep, "grid": info}))
             print()
@@ -368,12 +368,12 @@ def main(argv=None) -> int:
         results.append(res)
         print(f"[{size_text}: {time.perf_counter() - t:.0f} s, load {os.getloadavg()}]", flush=True)
     print()
-    changes = json.loads(args.changes)
+    changes = args.changes
     network = f"{changes.get('backbone', common.BACKBONE).upper()}, " + (
         "HED weights" if "weights" not in changes else f"weights {changes['weights']}"
     )
     preset = changes.get("preset", "normal")
-    print(f"{preset} preset, {network}, float32, CPU; each size in a fresh process; changes {args.changes}")
+    print(f"{preset} preset, {network}, float32, CPU; each size in a fresh process; changes {json.dumps(changes)}")
     print_scaling(results)
     return 0
 

@@ -76,12 +76,14 @@ def child_pipeline(size: int, preset: str, changes: dict, name: str) -> dict:
     content = common.content_at(size)
     asked, changes = changes, dict(changes)
     schedule = changes.pop("preset_iterations", None)  # bench only: [first, last] for the preset
-    if schedule is not None:
-        from nst_keras import config as config_module
-
-        config_module.PRESET_ITERATIONS[preset] = tuple(int(n) for n in schedule)
     config = common.bench_config(preset=preset, **changes)
-    result = common.run_pipeline(content, common.style_image(), config, snapshot_every=10)
+    result = common.run_pipeline(
+        content,
+        common.style_image(),
+        config,
+        snapshot_every=10,
+        patch_iterations=None if schedule is None else [int(n) for n in schedule],
+    )
     common.save_png(result.pop("output"), common.OUT / f"pipeline-{name}.png")
     result.pop("calls")
     return {"what": "pipeline", "preset": preset, "changes": asked, **result}
