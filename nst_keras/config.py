@@ -14,13 +14,16 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
+from . import schedule
+from .schedule import PRESET_ITERATIONS  # noqa: F401 - the presets' table, importable from here as before
+
 BACKBONES = ("vgg19", "vgg16")
 OPTIMIZERS = ("auto", "lbfgs", "adam")
 POOLINGS = ("max", "avg")
 COLOR_MODES = ("luminance", "histogram")
 INIT_MODES = ("content", "noise")  # anything else is an image file path
 PRECISIONS = ("auto", "float32", "mixed")
-PRESETS = ("draft", "normal", "high")
+PRESETS = tuple(PRESET_ITERATIONS)  # draft, normal, high
 
 # Layer names of the two backbones (Keras's own names).
 VGG19_CONV_LAYERS = tuple(
@@ -32,15 +35,6 @@ VGG16_CONV_LAYERS = tuple(
 CONV_LAYERS = {"vgg19": VGG19_CONV_LAYERS, "vgg16": VGG16_CONV_LAYERS}
 
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
-
-# Quality presets: iterations at the first (smallest) scale, and at the last (full) one;
-# scales in between are interpolated geometrically. Most of the work happens at low
-# resolution, where a step is cheap; the full-size scale refines detail.
-PRESET_ITERATIONS = {
-    "draft": (60, 20),
-    "normal": (150, 50),
-    "high": (300, 150),
-}
 
 # The optimiser per scale (see StyleConfig.optimizer_at): measured with bench/bench_optimizers.py.
 # From the photo, Adam on a 6-level pyramid gets furthest per step; from an upscaled coarser
@@ -229,34 +223,16 @@ class StyleConfig:
     # Derived values -------------------------------------------------------------------
 
     def target_size(self, height: int, width: int) -> tuple:
-        """The output size for content of `height` x `width`: its own size, capped by max_size."""
-        longest = max(height, width)
-        if self.max_size and longest > self.max_size:
-            scale = self.max_size / longest
-            return max(1, round(height * scale)), max(1, round(width * scale))
-        return height, width
+        """The output size for content of `height` x `width`: its own size, capped by max_size (schedule.py)."""
+        return schedule.target_size(height, width, self.max_size)
 
     def scales(self, height: int, width: int) -> list:
-        """The coarse-to-fine schedule: sizes (h, w) from about min_size up to the target, doubling."""
-        th, tw = self.target_size(height, width)
-        longest = max(th, tw)
-        if longest <= self.min_size:
-            return [(th, tw)]
-        count = 1 + math.ceil(math.log2(longest / self.min_size) - 1e-9)
-        sizes = []
-        for i in range(count):
-            f = 1.0 / (2 ** (count - 1 - i))
-            sizes.append((max(1, round(th * f)), max(1, round(tw * f))))
-        return sizes
+        """The coarse-to-fine sizes (h, w) from about min_size up to the target, doubling (schedule.py)."""
+        return schedule.scale_sizes(height, width, self.max_size, self.min_size)
 
     def iterations_per_scale(self, num_scales: int) -> list:
-        """Iterations at each scale: --iterations everywhere, or the preset's schedule."""
-        if self.iterations is not None:
-            return [self.iterations] * num_scales
-        first, last = PRESET_ITERATIONS[self.preset]
-        if num_scales == 1:
-            return [first]
-        return [round(first * (last / first) ** (i / (num_scales - 1))) for i in range(num_scales)]
+        """Iterations at each scale: --iterations everywhere, or the preset's schedule (schedule.py)."""
+        return schedule.iterations_per_scale(num_scales, self.preset, self.iterations)
 
     def optimizer_at(self, scale_index: int) -> OptimizerSettings:
         """The optimiser, pyramid depth and Adam learning rate used at one scale (0 = the first, coarsest).

@@ -28,10 +28,11 @@ import numpy as np
 
 from .config import StyleConfig
 from .progress import Cancelled, Progress
-from .resize import fit_long_side, resize
+from .resize import resize
+from .schedule import MAX_STYLE_SIDE, MIN_SIDE, fit_long_side, plan_scales, style_size
 
-MIN_SIDE = 32  # the network needs at least this many pixels on the short side
-MAX_STYLE_SIDE = 4096
+__all__ = ["MAX_STYLE_SIDE", "MIN_SIDE", "fit_long_side", "plan", "plan_scales", "stylize"]  # with re-exports
+
 WARM_LEARNING_RATE = 0.15  # of the learning rate, for Adam on an already stylized start (beat 0.5 and 1.0)
 
 
@@ -58,19 +59,6 @@ def as_float_image(image, what: str) -> np.ndarray:
     if min(h, w) < MIN_SIDE:
         raise ValueError(f"{what} is {w}x{h} pixels; each side must be at least {MIN_SIDE} pixels")
     return np.clip(arr, 0.0, 255.0)
-
-
-def plan_scales(config: StyleConfig, height: int, width: int) -> list:
-    """[(h, w, iterations)] from coarse to fine; scales too small for the network are dropped."""
-    th, tw = config.target_size(height, width)
-    if min(th, tw) < MIN_SIDE:
-        raise ValueError(
-            f"content image is {width}x{height} pixels: at the output size {tw}x{th} its short side is below "
-            f"{MIN_SIDE} pixels (the aspect ratio is too extreme, or --max-size is too small)"
-        )
-    sizes = [s for s in config.scales(height, width) if min(s) >= MIN_SIDE] or [(th, tw)]
-    iterations = config.iterations_per_scale(len(sizes))
-    return [(h, w, n) for (h, w), n in zip(sizes, iterations)]
 
 
 def plan(content_shape, config: Optional[StyleConfig] = None, *, style_shapes=None, measure: bool = True) -> dict:
@@ -211,9 +199,9 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
             x = resize(x, h, w)
             np.clip(x, 0.0, 255.0, out=x)
 
-        style_long = min(MAX_STYLE_SIDE, config.style_scale * max(h, w))
-        grams = [
-            _style_grams(objective, resize(s, *fit_long_side(*s.shape[:2], style_long)), sp.gram_window_pixels)
+        window = sp.gram_window_pixels
+        grams = [  # one style image resized at a time
+            _style_grams(objective, resize(s, *style_size(s.shape[:2], (h, w), config.style_scale)), window)
             for s in style_rgbs
         ]
         style_targets = objective.blend_grams(grams, blend)

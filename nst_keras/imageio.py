@@ -35,6 +35,8 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from .schedule import fit_long_side
+
 SUPPORTED_INPUT = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 SUPPORTED_OUTPUT = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -188,7 +190,7 @@ def load_image(
             width, height = image.size
             _check_dimensions(width, height, what, shown, max_size, min_side)
             if max_size and max(width, height) > max_size and image.format == "JPEG":
-                target_h, target_w = _target_size(height, width, max_size)
+                target_h, target_w = fit_long_side(height, width, max_size)
                 with contextlib.suppress(Exception):
                     image.draft(image.mode, (target_w, target_h))
             pixels = image.size[0] * image.size[1]
@@ -219,7 +221,7 @@ def load_image(
     if alpha is not None:
         alpha = _orient(alpha, orientation)
     if max_size and max(rgb.shape[:2]) > max_size:
-        size = _target_size(rgb.shape[0], rgb.shape[1], max_size)
+        size = fit_long_side(rgb.shape[0], rgb.shape[1], max_size)
         rgb = _resize(rgb, size)
         if alpha is not None:
             alpha = _resize(alpha[..., None], size)[..., 0]
@@ -306,17 +308,11 @@ def _describe_content(handle) -> str:
     return f"a file of an unknown format (first bytes {head[:8].hex(' ')})"
 
 
-def _target_size(height: int, width: int, max_size: int) -> tuple:
-    """Size with the longest side equal to max_size (the rounding StyleConfig.target_size uses)."""
-    scale = max_size / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def _check_dimensions(width: int, height: int, what: str, shown: str, max_size, min_side: int) -> None:
     if min(width, height) < min_side:
         raise ImageError(f"{what} {shown} is {width}x{height} pixels; each side must be at least {min_side} pixels")
     if max_size and max(width, height) > max_size:
-        new_h, new_w = _target_size(height, width, max_size)
+        new_h, new_w = fit_long_side(height, width, max_size)
         if min(new_h, new_w) < min_side:
             long_side, short_side = max(width, height), min(width, height)
             ratio = long_side / short_side

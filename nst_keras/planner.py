@@ -35,6 +35,7 @@ from typing import Optional
 
 from . import tiling
 from .config import CONV_LAYERS, StyleConfig
+from .schedule import MIN_SIDE, plan_scales, style_size
 
 GIB = 1024**3
 CALIBRATION_VERSION = 2
@@ -796,20 +797,19 @@ def _plan_with(
         piece_px = sp.grid.tile_h * sp.grid.tile_w if sp.grid else px
 
         # Style targets: the whole style image at this scale, in windows when it does not fit in one piece.
-        style_long = min(4096, config.style_scale * max(h, w))
         shapes = style_shapes or [(h, w)]
         style_fwd = 0.0
         style_piece = 0
-        for sh, sw in shapes:
-            scale = style_long / max(sh, sw)
-            spx = max(1, round(sh * scale)) * max(1, round(sw * scale))
+        for style_hw in shapes:
+            style_h, style_w = style_size(style_hw, (h, w), config.style_scale)
+            spx = style_h * style_w
             if spx * model.fwd_bpp <= max(room, 0):
                 style_fwd += model.t_fwd(spx)
                 style_piece = max(style_piece, spx)
             else:
                 window = max(room, 0) / (model.fwd_bpp + GRAM_COPY_BPP)
                 sp.gram_window_pixels = int(max(window, (2 * 128 + 2 * tiling.ALIGN) ** 2))
-                wins = tiling.gram_windows(round(sh * scale), round(sw * scale), sp.gram_window_pixels)
+                wins = tiling.gram_windows(style_h, style_w, sp.gram_window_pixels)
                 style_fwd += sum(model.t_fwd((b - a) * (d - c)) for _, (a, b, c, d) in wins)
                 style_fwd += model.time["shape_s"] * min(len(wins), 4) * 0.5
                 style_piece = max(style_piece, max((b - a) * (d - c) for _, (a, b, c, d) in wins))
@@ -839,10 +839,8 @@ def _largest_fitting(content_hw, config, model, budget, host_budget, style_shape
     """The largest output (h, w) with the content's aspect ratio whose plan fits, or None."""
     import dataclasses
 
-    from .engine import plan_scales
-
     h, w = content_hw
-    lo, hi = 32, max(config.target_size(h, w))
+    lo, hi = MIN_SIDE, max(config.target_size(h, w))
     best = None
     while lo <= hi:
         mid = (lo + hi) // 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .schedule import fit_long_side  # noqa: F401 - importable from here as before (bench/)
+
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a float image to (height, width) channel by channel (Pillow 'F' mode, Lanczos)."""
@@ -20,9 +22,3 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def _resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     img = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
     return np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
-
-
-def fit_long_side(height: int, width: int, long_side: float) -> tuple:
-    """(h, w) scaled so that the longer side is `long_side`, each side at least 1."""
-    scale = long_side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))

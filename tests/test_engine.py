@@ -1,4 +1,4 @@
-"""The engine as a library: schedule, plumbing (random weights) and quality (pretrained features)."""
+"""The engine as a library: settings per scale, plumbing (random weights) and quality (pretrained features)."""
 
 import dataclasses
 
@@ -7,7 +7,6 @@ import pytest
 
 import nst_keras
 from nst_keras import Cancelled, StyleConfig
-from nst_keras.engine import plan_scales
 
 TINY = StyleConfig(weights="random", max_size=96, min_size=48, iterations=3, seed=1)
 
@@ -24,15 +23,7 @@ def _image(h, w, seed, channels=3):
     return img
 
 
-# Schedule -------------------------------------------------------------------------------
-
-
-def test_scales_double_up_to_the_capped_target():
-    cfg = StyleConfig(max_size=1024, min_size=256)
-    assert cfg.target_size(3000, 4000) == (768, 1024)
-    assert cfg.scales(3000, 4000) == [(192, 256), (384, 512), (768, 1024)]
-    assert cfg.scales(100, 200) == [(100, 200)]  # smaller than min_size: one scale, own size
-    assert StyleConfig(max_size=0).target_size(3000, 4000) == (3000, 4000)
+# Settings per scale -------------------------------------------------------------------------------
 
 
 def test_optimizer_settings_per_scale():
@@ -71,26 +62,6 @@ def test_each_scale_runs_the_optimiser_its_settings_name(monkeypatch, optimizer)
     }[optimizer]
     assert [c[:3] for c in calls] == expected
     assert [c[3] for c in calls] == [(48, 32), (96, 64)]
-
-
-def test_preset_iterations_decrease_with_scale_and_iterations_override():
-    its = StyleConfig(preset="normal").iterations_per_scale(3)
-    assert its[0] > its[1] > its[2] > 0
-    assert (
-        StyleConfig(preset="draft").iterations_per_scale(3)[0]
-        < its[0]
-        < StyleConfig(preset="high").iterations_per_scale(3)[0]
-    )
-    assert StyleConfig(iterations=7).iterations_per_scale(3) == [7, 7, 7]
-
-
-def test_thin_scales_are_dropped_and_impossible_strips_refused():
-    # 1024x64: the 256-px first scale would be 16 px high, too small for the network.
-    sched = plan_scales(StyleConfig(max_size=1024, min_size=256), 64, 1024)
-    assert all(min(h, w) >= 32 for h, w, _ in sched)
-    assert sched[-1][:2] == (64, 1024)
-    with pytest.raises(ValueError, match="aspect ratio is too extreme"):
-        plan_scales(StyleConfig(max_size=1024), 20, 20000)
 
 
 @pytest.mark.parametrize(
