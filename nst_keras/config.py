@@ -15,24 +15,15 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 from . import schedule
+from .network import BACKBONES, CONV_LAYERS, VGG16_CONV_LAYERS, VGG19_CONV_LAYERS  # noqa: F401 - re-exported
 from .schedule import PRESET_ITERATIONS  # noqa: F401 - the presets' table, importable from here as before
 
-BACKBONES = ("vgg19", "vgg16")
 OPTIMIZERS = ("auto", "lbfgs", "adam")
 POOLINGS = ("max", "avg")
 COLOR_MODES = ("luminance", "histogram")
 INIT_MODES = ("content", "noise")  # anything else is an image file path
 PRECISIONS = ("auto", "float32", "mixed")
 PRESETS = tuple(PRESET_ITERATIONS)  # draft, normal, high
-
-# Layer names of the two backbones (Keras's own names).
-VGG19_CONV_LAYERS = tuple(
-    f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for c in range(1, n + 1)
-)
-VGG16_CONV_LAYERS = tuple(
-    f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)
-)
-CONV_LAYERS = {"vgg19": VGG19_CONV_LAYERS, "vgg16": VGG16_CONV_LAYERS}
 
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 

@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from .config import StyleConfig
+from .network import layer_stride
 from .progress import Cancelled, Progress
 from .resize import resize
 from .schedule import MAX_STYLE_SIDE, MIN_SIDE, fit_long_side, plan_scales, style_size
@@ -304,7 +305,6 @@ def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> 
         return objective.style_grams(style)
     import tensorflow as tf
 
-    from .planner import layer_stride
     from .tiling import gram_windows
 
     h, w = style.shape[:2]

@@ -34,7 +34,8 @@ from functools import lru_cache
 from typing import Optional
 
 from . import tiling
-from .config import CONV_LAYERS, StyleConfig
+from .config import StyleConfig
+from .network import activation_floats, conv_macs, deepest_layer, layer_stride  # noqa: F401 - layer_stride re-exported
 from .schedule import MIN_SIDE, plan_scales, style_size
 
 GIB = 1024**3
@@ -98,40 +99,6 @@ DEFAULT_TIME = {
 # Network size ------------------------------------------------------------------------------------
 
 
-def _block_channels(block: int) -> int:
-    return min(64 * 2 ** (block - 1), 512)
-
-
-def _conv_blocks(backbone: str, layers) -> list:
-    """The block number of each convolution the network runs, up to the deepest of `layers` (all when none)."""
-    order = CONV_LAYERS[backbone]
-    deepest = max((order.index(name) for name in layers), default=len(order) - 1)
-    return [int(name[5]) for name in order[: deepest + 1]]
-
-
-def activation_floats(backbone: str, layers) -> float:
-    """Floats per input pixel of the activations kept up to the deepest of `layers` (convolutions and pools)."""
-    total = 0.0
-    previous_block = 1
-    for block in _conv_blocks(backbone, layers):
-        if block != previous_block:  # a pooling layer between blocks
-            total += _block_channels(previous_block) / 4**previous_block
-            previous_block = block
-        total += _block_channels(block) / 4 ** (block - 1)
-    return total
-
-
-def conv_macs(backbone: str, layers) -> float:
-    """Multiply-adds per input pixel of the convolutions up to the deepest of `layers` (a forward pass)."""
-    total = 0.0
-    previous = 3
-    for block in _conv_blocks(backbone, layers):
-        channels = _block_channels(block)
-        total += 9 * previous * channels / 4 ** (block - 1)
-        previous = channels
-    return total
-
-
 REFERENCE_MACS = 370_368.0  # conv_macs("vgg19", ["block5_conv2"]): the network DEFAULT_TIME was measured with
 
 
@@ -142,11 +109,6 @@ def default_time(config: StyleConfig) -> dict:
     for key in ("eval_b", "fwd_b"):
         out[key] *= ratio
     return out
-
-
-def layer_stride(name: str) -> int:
-    """How many input pixels one feature position of layer 'blockN_convM' spans (2^(N-1))."""
-    return 2 ** (int(name[5]) - 1)
 
 
 # Memory budget -----------------------------------------------------------------------------------
@@ -284,9 +246,7 @@ def cache_dir() -> str:
 def calibration_key(config: StyleConfig, device_name: str, dtype: str) -> str:
     import tensorflow as tf
 
-    layers = config.content_layers + config.style_layers
-    order = CONV_LAYERS[config.backbone]
-    deepest = max(layers, key=order.index)
+    deepest = deepest_layer(config.backbone, config.content_layers + config.style_layers)
     parts = (
         device_name,
         config.backbone,
