@@ -26,9 +26,10 @@ from typing import Optional
 
 import numpy as np
 
+from . import planner
 from .config import StyleConfig
 from .network import layer_stride
-from .progress import Cancelled, Progress
+from .progress import Cancelled, Eta, Progress
 from .resize import resize
 from .schedule import MAX_STYLE_SIDE, MIN_SIDE, fit_long_side, plan_scales, style_size
 
@@ -77,27 +78,7 @@ def plan(content_shape, config: Optional[StyleConfig] = None, *, style_shapes=No
     config = config or StyleConfig()
     config.validate(num_styles=len(style_shapes) if style_shapes else None)
     h, w = (int(v) for v in tuple(content_shape)[:2])
-    return _make_plan(config, (h, w), plan_scales(config, h, w), style_shapes, measure).to_dict()
-
-
-def _make_plan(config: StyleConfig, content_hw: tuple, schedule: list, style_shapes, measure: bool):
-    """The plan; switches TensorFlow's CPU memory to lean mode first when the run comes near its budget."""
-    from . import planner
-
-    shapes = [tuple(int(v) for v in s[:2]) for s in style_shapes] if style_shapes else None
-
-    def make(coefficients):
-        return planner.make_plan(content_hw, config, schedule, style_shapes=shapes, time_coefficients=coefficients)
-
-    coefficients = planner.calibrate(config, measure=False)  # no tensor work yet: the mode can still change
-    the_plan = make(coefficients)
-    mode = planner.allocator_mode()
-    if planner.wants_lean(the_plan) and planner.use_lean_memory() and mode != "lean":
-        coefficients = planner.calibrate(config, measure=False)  # the lean mode's entry, if cached
-        the_plan = make(coefficients)
-    if measure and coefficients.get("source") == "default":
-        the_plan = make(planner.calibrate(config, measure=True))
-    return the_plan
+    return planner.plan_run(config, (h, w), plan_scales(config, h, w), style_shapes, measure).to_dict()
 
 
 def stylize(
@@ -134,16 +115,13 @@ def stylize(
     elif config.init not in ("content", "noise"):
         raise ValueError(f"init: {config.init!r} names an image file; load it and pass it as init_image")
     schedule = plan_scales(config, *content_rgb.shape[:2])
-    the_plan = _make_plan(config, content_rgb.shape[:2], schedule, [s.shape for s in style_rgbs], measure=False)
+    the_plan = planner.plan_run(config, content_rgb.shape[:2], schedule, [s.shape for s in style_rgbs])
     if not the_plan.fits:
         raise ValueError(the_plan.message)
     return _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress, should_stop)
 
 
 def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress, should_stop):
-    from . import planner
-    from .planner import Eta
-
     schedule = [(sp.height, sp.width, sp.iterations) for sp in the_plan.scales]
     target = schedule[-1][:2]
     from . import device
@@ -233,7 +211,7 @@ class _Run:
 
     objective: object
     config: StyleConfig
-    eta: object  # planner.Eta
+    eta: Eta
     num_scales: int
     finish: Callable  # (image, (h, w)) -> the output image at that size
     target: tuple  # (h, w) of the output

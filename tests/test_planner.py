@@ -10,7 +10,8 @@ import pytest
 
 import nst_keras
 from nst_keras import StyleConfig, engine, planner
-from nst_keras.engine import plan_scales
+from nst_keras.planner import allocator, calibration
+from nst_keras.schedule import plan_scales
 
 GIB = 1024**3
 COEFFICIENTS = {**planner.DEFAULT_TIME, "source": "test"}
@@ -163,7 +164,7 @@ def test_calibration_is_measured_once_then_read_from_the_cache(monkeypatch, tmp_
         calls.append((config.backbone, config.pooling, dtype))
         return {**planner.DEFAULT_TIME, "eval_b": 7e-6, "measured_s": 0.1}
 
-    monkeypatch.setattr(planner, "_measure", fake_measure)
+    monkeypatch.setattr(calibration, "_measure", fake_measure)
     cfg = StyleConfig(weights="random")
     assert planner.calibrate(cfg, measure=False)["source"] == "default"
     assert calls == []
@@ -193,8 +194,8 @@ def test_a_calibration_taken_on_a_busy_machine_is_measured_again_once_it_is_quie
         return {**planner.DEFAULT_TIME, "load_per_core": load["now"]}
 
     load = {"now": 3.0}
-    monkeypatch.setattr(planner, "_measure", fake_measure)
-    monkeypatch.setattr(planner, "_load_per_core", lambda: load["now"])
+    monkeypatch.setattr(calibration, "_measure", fake_measure)
+    monkeypatch.setattr(calibration, "_load_per_core", lambda: load["now"])
     cfg = StyleConfig(weights="random")
     assert planner.calibrate(cfg)["source"] == "measured"  # taken while busy (3 per core)
     assert planner.calibrate(cfg)["source"] == "cache" and len(calls) == 1  # still busy: no better now
@@ -205,23 +206,11 @@ def test_a_calibration_taken_on_a_busy_machine_is_measured_again_once_it_is_quie
 
 
 def test_a_broken_cache_file_is_measured_over(monkeypatch):
-    monkeypatch.setattr(planner, "_measure", lambda config, dtype, gpu: dict(planner.DEFAULT_TIME))
+    monkeypatch.setattr(calibration, "_measure", lambda config, dtype, gpu: dict(planner.DEFAULT_TIME))
     os.makedirs(planner.cache_dir(), exist_ok=True)
     with open(os.path.join(planner.cache_dir(), planner.CALIBRATION_FILE), "w") as f:
         f.write("{not json")
     assert planner.calibrate(StyleConfig(weights="random"))["source"] == "measured"
-
-
-def test_eta_follows_the_plan_then_the_measured_speed():
-    eta = planner.Eta([[10.0], [5.0, 5.0]])
-    elapsed, left = eta.at(0, 0, 0.0)
-    assert left == pytest.approx(20.0, rel=0.01)
-    _, left = eta.at(1, 1, 1.0)
-    assert left == 0.0
-    slow = planner.Eta([[1.0], [1.0]])
-    slow.start -= 20.0  # 20 s spent on what was predicted to take 1 s
-    _, left = slow.at(0, 0, 1.0)
-    assert left > 5.0  # the estimate has learnt that this machine is slower
 
 
 @pytest.mark.slow
@@ -251,10 +240,10 @@ def test_runs_near_the_budget_ask_for_the_lean_allocator_and_a_pool_is_planned_w
 
 
 def test_lean_mode_is_refused_once_tensorflow_has_allocated(monkeypatch):
-    monkeypatch.setattr(planner, "_state", {"started": True, "lean": False})
+    monkeypatch.setattr(allocator, "_state", {"started": True, "lean": False})
     monkeypatch.delenv(planner.LEAN_ENV, raising=False)
     assert planner.use_lean_memory() is False and planner.allocator_mode() == "pooled"
-    monkeypatch.setattr(planner, "_state", {"started": False, "lean": None})
+    monkeypatch.setattr(allocator, "_state", {"started": False, "lean": None})
     monkeypatch.setenv(planner.LEAN_ENV, "0")  # the user's explicit choice wins
     assert planner.use_lean_memory() is False
 

@@ -1,0 +1,252 @@
+"""Calibration: a few seconds of measurement that give the cost model its time coefficients on this machine.
+
+Cached as JSON in the user's cache folder, one entry per device, network, pooling, precision,
+allocator mode and TensorFlow version; measured again when asked (NST_KERAS_RECALIBRATE=1) or
+when an entry was taken while the machine was busy and it is quiet now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+from ..config import StyleConfig
+from ..network import deepest_layer
+from .allocator import allocator_mode, note_tensorflow_started
+from .cost import DEFAULT_TIME, default_time
+
+CALIBRATION_VERSION = 2
+CACHE_ENV = "NST_KERAS_CACHE_DIR"
+CALIBRATION_FILE = "calibration.json"
+
+
+def cache_dir() -> str:
+    """The user's cache folder for nst-keras ($NST_KERAS_CACHE_DIR overrides)."""
+    if os.environ.get(CACHE_ENV):
+        return os.environ[CACHE_ENV]
+    if sys.platform == "win32":
+        root = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(root, "nst-keras", "Cache")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/nst-keras")
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "nst-keras")
+
+
+def calibration_key(config: StyleConfig, device_name: str, dtype: str) -> str:
+    import tensorflow as tf
+
+    deepest = deepest_layer(config.backbone, config.content_layers + config.style_layers)
+    parts = (
+        device_name,
+        config.backbone,
+        deepest,
+        config.pooling,
+        dtype,
+        allocator_mode() if device_name.startswith("CPU") else "gpu",
+        f"tf{tf.__version__}",
+        f"v{CALIBRATION_VERSION}",
+    )
+    return "|".join(parts)
+
+
+def _read_cache(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, dict) and isinstance(data.get("entries"), dict):
+            return data
+    except (OSError, ValueError):
+        pass
+    return {"version": CALIBRATION_VERSION, "entries": {}}
+
+
+def _write_cache(path: str, data: dict) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the measurement next time
+
+
+CAL_SIZES = ((128, 128), (256, 256))  # two sizes: intercept and slope of the linear model
+GPU_CAL_SIZES = ((256, 256), (512, 512))
+CAL_REPEATS = 2
+RECALIBRATE_ENV = "NST_KERAS_RECALIBRATE"
+BUSY_LOAD = 1.5  # load average per core above which a CPU measurement is taken as disturbed by other work
+QUIET_LOAD = 0.75  # ... and below which the machine is quiet enough to measure it again
+
+
+def _load_per_core() -> Optional[float]:
+    """The 1-minute load average per CPU core (None where the system does not tell)."""
+    try:
+        return os.getloadavg()[0] / max(1, os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        return None
+
+
+def _measured_while_busy(entry: dict) -> bool:
+    """A CPU entry measured under heavy load, while the machine is quiet now: worth measuring again."""
+    then, now = entry.get("load_per_core"), _load_per_core()
+    return isinstance(then, (int, float)) and then >= BUSY_LOAD and now is not None and now < QUIET_LOAD
+
+
+def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = False) -> dict:
+    """Time coefficients for this machine, network and precision: cached, measured, or the defaults.
+
+    The result has the DEFAULT_TIME keys plus 'source' ('cache', 'measured' or 'default'),
+    and on a GPU 'gpu_bpp' (bytes per pixel of a gradient evaluation, measured). `refresh`
+    (or the environment variable NST_KERAS_RECALIBRATE=1) measures again and replaces the
+    cached entry. A CPU entry measured while the machine was busy (load average of at least
+    BUSY_LOAD per core: other work slowed every timing) is measured again once the machine is
+    quiet (below QUIET_LOAD per core), so one unlucky moment does not skew estimates for good.
+    """
+    refresh = refresh or os.environ.get(RECALIBRATE_ENV, "") not in ("", "0")
+    from .. import device
+
+    info = device.device_info()
+    dtype = device.compute_dtype(config.precision)
+    key = calibration_key(config, f"{info['kind']}: {info['name']}", dtype)
+    path = os.path.join(cache_dir(), CALIBRATION_FILE)
+    data = _read_cache(path)
+    entry = data["entries"].get(key)
+    usable = isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME)
+    if usable and not refresh and not (measure and info["kind"] == "CPU" and _measured_while_busy(entry)):
+        return {**entry, "source": "cache"}
+    if not measure:
+        return {**default_time(config), "source": "default"}
+    entry = _measure(config, dtype, info["kind"] == "GPU")
+    data = _read_cache(path)  # another process may have written meanwhile
+    data["version"] = CALIBRATION_VERSION
+    data["entries"][key] = entry
+    _write_cache(path, data)
+    return {**entry, "source": "measured"}
+
+
+def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:
+    """A few seconds of measurement with random weights (speed does not depend on the weights' values)."""
+    import numpy as np
+
+    from ..config import RANDOM_WEIGHTS
+    from ..features import FeatureExtractor
+    from ..gradient import Objective
+    from ..optimize import minimize
+
+    note_tensorflow_started()
+    load_before = _load_per_core()
+    t0 = time.perf_counter()
+    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+    extractor = FeatureExtractor(config.backbone, layers, config.pooling, RANDOM_WEIGHTS, dtype)
+    objective = Objective.from_config(extractor, config)
+    rng = np.random.default_rng(0)
+    evals, fwds, firsts = [], [], []
+    setup = None
+    gpu_bpp = None
+    sizes = GPU_CAL_SIZES if gpu else CAL_SIZES
+    for h, w in sizes:
+        img = rng.uniform(0.0, 255.0, (h, w, 3)).astype(np.float32)
+        ct = objective.content_targets(img)
+        st = {name: objective.style_grams(img)[name] for name in objective.style_layers}
+        tv = objective.tv_reference(img)
+        if gpu:
+            _reset_gpu_stats()
+        start = time.perf_counter()
+        _sync(objective.value_and_grad(img[None], ct, st, tv)[0])
+        firsts.append(time.perf_counter() - start)
+        if setup is None:
+            setup = time.perf_counter() - t0
+        runs = []
+        for _ in range(CAL_REPEATS):
+            start = time.perf_counter()
+            _sync(objective.value_and_grad(img[None], ct, st, tv)[0])
+            runs.append(time.perf_counter() - start)
+        evals.append(min(runs))
+        if gpu:
+            gpu_bpp = _gpu_peak_bytes() / (h * w)
+        runs = []
+        for _ in range(CAL_REPEATS):
+            start = time.perf_counter()
+            _sync(next(iter(objective.features(img).values())))
+            runs.append(time.perf_counter() - start)
+        fwds.append(min(runs))
+    (h1, w1), (h2, w2) = sizes
+    p1, p2 = h1 * w1, h2 * w2
+    eval_b = max((evals[1] - evals[0]) / (p2 - p1), evals[1] / p2 * 0.5)
+    eval_a = max(0.0, evals[1] - eval_b * p2)
+    fwd_b = max((fwds[1] - fwds[0]) / (p2 - p1), fwds[1] / p2 * 0.5)
+    fwd_a = max(0.0, fwds[1] - fwd_b * p2)
+    shape_s = max(0.0, firsts[1] - evals[1])
+
+    # Each optimiser's own cost per step and pixel (no network: a quadratic on an image of the
+    # larger size). An ill-conditioned quadratic, so that every step is a real one.
+    shape = (h2, w2, 3)
+    target = rng.uniform(0.0, 255.0, shape).astype(np.float32)
+    curvature = np.geomspace(1.0, 1e3, target.size).astype(np.float32).reshape(shape)
+    drivers = {}
+    for key, method, levels in (("lbfgs_b", "lbfgs", 1), ("adam_b", "adam", 1), ("adam_pyramid_b", "adam", 6)):
+        spent = [0.0]
+        done = [0]
+
+        def quadratic(x, spent=spent):
+            start = time.perf_counter()
+            d = x - target
+            g = curvature * d
+            out = float(0.5 * np.vdot(d, g)), g
+            spent[0] += time.perf_counter() - start
+            return out
+
+        def count(step, loss, x, done=done):
+            done[0] = step
+
+        start = time.perf_counter()
+        minimize(quadratic, np.zeros(shape, np.float32), 8, method=method, pyramid_levels=levels, on_step=count)
+        drivers[key] = max(0.0, (time.perf_counter() - start - spent[0]) / (max(1, done[0]) * p2))
+    del extractor, objective
+    out = {
+        "eval_a": eval_a,
+        "eval_b": eval_b,
+        "fwd_a": fwd_a,
+        "fwd_b": fwd_b,
+        **drivers,
+        "shape_s": shape_s,
+        "setup_s": setup or DEFAULT_TIME["setup_s"],
+        "measured_s": time.perf_counter() - t0,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if load_before is not None:
+        out["load_per_core"] = load_before  # the 1-minute average lags: it shows the other work, not this measurement
+    if gpu_bpp:
+        out["gpu_bpp"] = gpu_bpp
+    return out
+
+
+def _sync(tensor) -> None:
+    """Wait for a tensor's value (GPU work is asynchronous)."""
+    try:
+        tensor.numpy()
+    except AttributeError:
+        pass
+
+
+def _reset_gpu_stats() -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    except (ValueError, RuntimeError):
+        pass
+
+
+def _gpu_peak_bytes() -> float:
+    import tensorflow as tf
+
+    try:
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        return float(info["peak"] - info["current"])
+    except (ValueError, RuntimeError, KeyError):
+        return 0.0
