@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import os
 import struct
+import tempfile
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from nst_keras import imageio
 from nst_keras.imageio import (
     SUPPORTED_INPUT,
     SUPPORTED_OUTPUT,
@@ -21,6 +21,8 @@ from nst_keras.imageio import (
     load_image,
     save_image,
 )
+from nst_keras.imageio import read as reading
+from nst_keras.imageio import write as writing
 
 
 @pytest.fixture
@@ -336,6 +338,35 @@ def test_16bit_tiff_readable_by_tifffile(tmp_path, rng):
         assert tif.pages[0].extrasamples == (2,)  # unassociated alpha
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_png_readable_by_pypng_with_its_icc_profile(tmp_path, rng, channels):
+    png = pytest.importorskip("png")
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    samples = rng.integers(0, 65536, (7, 9, channels), dtype=np.uint16)
+    save_image(tmp_path / "o.png", samples / 257.0, bit_depth=16, icc_profile=profile)
+    reader = png.Reader(filename=str(tmp_path / "o.png"))
+    width, height, rows, info = reader.read()
+    assert (width, height, info["bitdepth"], info["planes"]) == (9, 7, 16, channels)
+    assert np.array_equal(np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(samples.shape), samples)
+    kinds = [kind for kind, _ in png.Reader(filename=str(tmp_path / "o.png")).chunks()]
+    assert kinds[:2] == [b"IHDR", b"iCCP"]  # the profile before the pixels, as the PNG spec asks
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_tiff_layout_as_before(tmp_path, rng, depth):
+    """Deflate with the horizontal predictor, 72 dpi, the software tag, no tifffile JSON description."""
+    tifffile = pytest.importorskip("tifffile")
+    save_image(tmp_path / "o.tif", rng.uniform(0, 255, (6, 5, 3)), bit_depth=depth)
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        page = tif.pages[0]
+        assert tif.byteorder == "<" and page.bitspersample == depth and page.samplesperpixel == 3
+        assert int(page.compression) == 8 and int(page.predictor) == 2  # Adobe deflate, horizontal differencing
+        assert page.tags["Software"].value == "nst-keras" and page.tags["XResolution"].value == (72, 1)
+        assert "ImageDescription" not in page.tags
+
+
 @pytest.mark.parametrize("compression", [None, "zlib"])
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 def test_16bit_tiff_written_elsewhere_exact(tmp_path, rng, compression, byteorder):
@@ -592,7 +623,7 @@ def test_permission_denied(tmp_path, monkeypatch, rng):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imageio, "open", refuse, raising=False)
+    monkeypatch.setattr(reading, "open", refuse, raising=False)
     with pytest.raises(ImageError) as exc:
         load_image(path, what="init image")
     assert "init image" in one_line(exc) and "permission denied" in str(exc.value)
@@ -709,7 +740,7 @@ def test_atomic_write_failure_leaves_nothing(tmp_path, monkeypatch, depth):
         fp.write(b"\x89PNG\r\n\x1a\n partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio, "_write_png16", broken_png16)
+    monkeypatch.setattr(writing, "write_png16", broken_png16)
     monkeypatch.setattr(Image.Image, "save", broken_save)
     with pytest.raises(ImageError) as exc:
         save_image(out, np.zeros((8, 8, 3)), bit_depth=depth)
@@ -727,7 +758,7 @@ def test_atomic_write_failure_keeps_existing_output(tmp_path, monkeypatch):
         handle.write(b"II*\x00 partial")
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(imageio, "_write_tiff", broken_tiff)
+    monkeypatch.setattr(writing, "write_tiff", broken_tiff)
     with pytest.raises(ImageError, match="existing file was left unchanged"):
         save_image(out, np.zeros((8, 8, 3)))
     assert out.read_bytes() == before
@@ -798,7 +829,7 @@ def test_check_output_path_unwritable_simulated(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imageio.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.raises(ImageError) as exc:
         check_output_path(tmp_path / "x.png")
     assert "is not writable" in one_line(exc)
