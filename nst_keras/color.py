@@ -17,7 +17,8 @@ channels of YIQ (Y: the ITU-R BT.601 luma weights).
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+
+from .resize import resize
 
 # RGB -> YIQ (NTSC); the rows are Y, I, Q. Y uses the BT.601 weights.
 _RGB_TO_YIQ = np.array(
@@ -88,11 +89,9 @@ def match_luminance(style_rgb, content_rgb) -> np.ndarray:
 
 def _resize_plane(plane: np.ndarray, size: tuple) -> np.ndarray:
     """Bicubic resize of a float (H, W) plane to size (h, w)."""
-    height, width = size
-    if plane.shape == (height, width):
+    if plane.shape == tuple(size):
         return plane
-    picture = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))
-    return np.asarray(picture.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float64)
+    return resize(plane, *size, filter="bicubic").astype(np.float64)
 
 
 def combine_luminance(output_rgb, content_rgb) -> np.ndarray:

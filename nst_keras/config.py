@@ -4,6 +4,11 @@ The command line (cli.py) is generated from the fields of StyleConfig and their 
 and the GIMP plug-in's defaults are checked against it by a test, so the three never
 disagree. `validate()` turns any value a user could type into a clear ValueError that says
 what was expected and what was received.
+
+Three kinds of "weights", kept apart by their names: `weights` is the network's weights file
+(its trained parameters); content_weight, style_weight and tv_weight are the loss terms'
+weights; style_layer_weights and style_blend are shares (each normalised to sum to 1) of the
+style layers and of the style images.
 """
 
 from __future__ import annotations
@@ -204,9 +209,9 @@ class StyleConfig:
                         f"expected one of {', '.join(known)}"
                     )
         if self.style_layer_weights is not None:
-            _weights_list("style_layer_weights", self.style_layer_weights, len(self.style_layers), "style layers")
+            _shares("style_layer_weights", self.style_layer_weights, len(self.style_layers), "style layers")
         if self.style_blend is not None and num_styles is not None:
-            _weights_list("style_blend", self.style_blend, num_styles, "style images")
+            _shares("style_blend", self.style_blend, num_styles, "style images")
         if self.content_weight == 0 and self.style_weight == 0:
             raise ValueError("content_weight and style_weight are both 0: at least one must be above 0")
         return self
@@ -289,7 +294,7 @@ def _positive(name, value):
         raise ValueError(f"{name}: expected a number > 0, received {value!r}")
 
 
-def _weights_list(name, values, expected_len, what):
+def _shares(name, values, expected_len, what):
     if len(values) != expected_len:
         raise ValueError(f"{name}: expected {expected_len} weights (one per {what[:-1]}), received {len(values)}")
     for v in values:

@@ -130,11 +130,11 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
     from .optimize import StopRequested
     from .weights import resolve_weights
 
-    weights_path = resolve_weights(config.backbone, config.resolved_weights())
+    network_file = resolve_weights(config.backbone, config.resolved_weights())
     dtype = device.compute_dtype(config.precision)
     planner.note_tensorflow_started()
     layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
-    extractor = cached_extractor(config.backbone, layers, config.pooling, weights_path, dtype)
+    extractor = cached_extractor(config.backbone, layers, config.pooling, network_file, dtype)
     objective = Objective.from_config(extractor, config)
 
     # Colour preservation works on the inputs (and, for luminance, again on the output).
@@ -162,7 +162,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
         return out.astype(np.float32, copy=False)
 
     eta = Eta([sp.phases for sp in the_plan.scales])
-    run = _Run(objective, config, eta, len(schedule), finish, target, on_progress, should_stop)
+    run = RunContext(objective, config, eta, len(schedule), finish, target, on_progress, should_stop)
     x = None
     for index, sp in enumerate(the_plan.scales):
         h, w, steps = sp.height, sp.width, sp.iterations
@@ -206,7 +206,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
 
 
 @dataclass
-class _Run:
+class RunContext:
     """What every scale and tile of one run shares: the objective, the settings, the clock and the listeners."""
 
     objective: object
@@ -321,7 +321,7 @@ def _tv_reference(image: np.ndarray):
     return tf.constant(max(value, 1.0), tf.float32)
 
 
-def _optimize_tiles(run: _Run, sp, index: int, content_s, x, style_targets, tv_ref):
+def _optimize_tiles(run: RunContext, sp, index: int, content_s, x, style_targets, tv_ref):
     """One scale in overlapping tiles: `passes` sweeps over a shifting grid, each tile blended back with a feather.
 
     Every tile uses the same (whole-image) style targets and TV reference; its content targets

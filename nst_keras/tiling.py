@@ -153,7 +153,7 @@ def blend_into(canvas: np.ndarray, window: tuple, result: np.ndarray, mask: np.n
     region += mask * (np.asarray(result, dtype=canvas.dtype) - region)
 
 
-def pass_weights(grid: TileGrid, pass_index: int) -> tuple:
+def pass_masks(grid: TileGrid, pass_index: int) -> tuple:
     """How a pass composes the image: (weight of each tile's result summed, weight left to the old image).
 
     Both are (height, width) arrays; with sequential blends they sum to 1 everywhere, and a

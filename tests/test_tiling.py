@@ -35,7 +35,7 @@ def test_every_pass_covers_every_pixel_and_blend_weights_sum_to_one(grid):
             assert 0 <= y0 < y1 <= grid.height and 0 <= x0 < x1 <= grid.width
             covered[y0:y1, x0:x1] = True
         assert covered.all()
-        tiles, old = tiling.pass_weights(grid, p)
+        tiles, old = tiling.pass_masks(grid, p)
         np.testing.assert_allclose(tiles + old, 1.0, atol=1e-9)  # a convex blend everywhere
         assert old.max() < 1e-9  # every pixel is replaced by the pass: no stale band along a seam
 

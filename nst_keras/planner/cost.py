@@ -57,7 +57,7 @@ ADAM_PIXELS_BPP = 60.0  # Adam's state and temporaries per pixel of the piece (x
 ADAM_PYRAMID_BPP = 150.0  # the same on a pyramid (4/3 the floats) + the composed image and its pull-back
 IMG_BPP = 40.0  # float32 images the engine holds at the working scale, per pixel of that scale
 IN_BPP = 32.0  # the content as passed in (RGBA float32) and the engine's float copy, per input pixel
-GPU_WEIGHTS = 0.25 * GIB  # on a GPU: weights and the allocator's own reserve
+GPU_NETWORK_BYTES = 0.25 * GIB  # on a GPU: weights and the allocator's own reserve
 
 # Time defaults (seconds), used until this machine is measured (CPU, 2 cores, TensorFlow 2.21).
 DEFAULT_TIME = {
@@ -170,7 +170,7 @@ class CostModel:
     def held_bytes(self, target_px: float, input_px: float) -> float:
         """Bytes held outside the network, in the budgeted memory (GPU: the weights)."""
         if self.kind == "GPU":
-            return GPU_WEIGHTS
+            return GPU_NETWORK_BYTES
         return self.base + self.image_bytes(target_px, input_px)
 
     def host_bytes(self, target_px: float, input_px: float, piece_px: float) -> float:
