@@ -89,9 +89,10 @@ def match_luminance(style_rgb, content_rgb) -> np.ndarray:
 
 def _resize_plane(plane: np.ndarray, size: tuple) -> np.ndarray:
     """Bicubic resize of a float (H, W) plane to size (h, w)."""
-    if plane.shape == tuple(size):
+    height, width = size
+    if plane.shape == (height, width):
         return plane
-    return resize(plane, *size, filter="bicubic").astype(np.float64)
+    return resize(plane, height, width, filter="bicubic").astype(np.float64)
 
 
 def combine_luminance(output_rgb, content_rgb) -> np.ndarray:

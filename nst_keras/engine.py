@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from .network import layer_stride
 from .progress import Cancelled, Eta, Progress
 from .resize import resize
 from .schedule import MAX_STYLE_SIDE, MIN_SIDE, fit_long_side, plan_scales, style_size
+
+if TYPE_CHECKING:  # imported when a run starts (it loads the Keras backend)
+    from .gradient import Objective
 
 __all__ = ["MAX_STYLE_SIDE", "MIN_SIDE", "fit_long_side", "plan", "plan_scales", "stylize"]  # with re-exports
 
@@ -209,7 +212,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
 class RunContext:
     """What every scale and tile of one run shares: the objective, the settings, the clock and the listeners."""
 
-    objective: object
+    objective: Objective
     config: StyleConfig
     eta: Eta
     num_scales: int
@@ -286,7 +289,7 @@ def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> 
     from .tiling import gram_windows
 
     h, w = style.shape[:2]
-    sums = {}
+    sums: dict = {}
     for core, window in gram_windows(h, w, window_pixels):
         (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) = core, window
         feats = objective.features(style[wy0:wy1, wx0:wx1])

@@ -29,7 +29,7 @@ class Progress:
     eta_s: Optional[float]
     size: tuple  # (height, width) of the current scale
     tile: Optional[tuple] = None  # (index, count) when the scale is optimised in tiles
-    image: Callable[[], np.ndarray] = field(default=lambda: None, repr=False, compare=False)
+    image: Callable[[], Optional[np.ndarray]] = field(default=lambda: None, repr=False, compare=False)
 
 
 class Cancelled(Exception):

@@ -162,7 +162,7 @@ def _decode_wide(image, fspath: str, rawmode: str):
             raise ValueError("shape mismatch")
         values = (high << 8) | low
     except Exception:  # noqa: BLE001 - keep the 8 bits Pillow gave rather than fail
-        values = high * np.uint16(257)
+        values = (high * np.uint16(257)).astype(np.uint16)
     rgb = values[..., :3].astype(np.float32) / np.float32(257.0)
     alpha = None
     if image.mode == "RGBA" and rawmode.startswith("RGBA"):
