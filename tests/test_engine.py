@@ -1,4 +1,4 @@
-"""The engine as a library: settings per scale, plumbing (random weights) and quality (pretrained features)."""
+"""The engine as a library: the optimiser per scale, plumbing (random weights), quality (pretrained features)."""
 
 import dataclasses
 
@@ -23,21 +23,7 @@ def _image(h, w, seed, channels=3):
     return img
 
 
-# Settings per scale -------------------------------------------------------------------------------
-
-
-def test_optimizer_settings_per_scale():
-    auto = StyleConfig()
-    assert tuple(auto.optimizer_at(0)) == ("adam", 6, 5.0)  # from the photo: Adam on a pyramid
-    assert tuple(auto.optimizer_at(1)) == tuple(auto.optimizer_at(3)) == ("lbfgs", 1, 2.0)  # warm starts: L-BFGS
-    assert tuple(StyleConfig(optimizer="lbfgs").optimizer_at(0)) == ("lbfgs", 1, 2.0)
-    assert tuple(StyleConfig(optimizer="adam").optimizer_at(2)) == ("adam", 6, 5.0)
-    assert tuple(StyleConfig(optimizer="adam", pyramid_levels=1).optimizer_at(0)) == ("adam", 1, 2.0)
-    explicit = StyleConfig(pyramid_levels=3, learning_rate=7.0)  # set values apply wherever they can
-    assert tuple(explicit.optimizer_at(0)) == ("adam", 3, 7.0) and tuple(explicit.optimizer_at(1)) == ("lbfgs", 3, 7.0)
-    for bad in ({"pyramid_levels": 0}, {"learning_rate": -1.0}, {"optimizer": "sgd"}):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            StyleConfig(**bad).validate()
+# The optimiser per scale -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("optimizer", ["auto", "lbfgs", "adam"])
