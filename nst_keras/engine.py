@@ -7,7 +7,7 @@ cheap; the last scale refines detail. By default (optimizer 'auto') the first sc
 on a pyramid of corrections (pyramid.py), which builds the style's large structures from the
 photo in few steps, and the later scales run L-BFGS, which refines an upscaled result fastest.
 
-Before running, the planner (planner.py) estimates time and peak memory and decides, scale
+Before running, the planner (the planner package) estimates time and peak memory and decides, scale
 by scale, whether the scale fits the memory budget in one piece. Scales that do not (or are
 larger than config.tile_size) are optimised in overlapping tiles (tiling.py): every tile
 uses the style targets of the whole style image at that scale and the whole content's total
