@@ -267,3 +267,26 @@ def test_default_time_scales_with_the_network_size():
     vgg16 = planner.default_time(StyleConfig(backbone="vgg16"))
     assert vgg19["eval_b"] == pytest.approx(planner.DEFAULT_TIME["eval_b"])
     assert 0.75 < vgg16["eval_b"] / vgg19["eval_b"] < 0.85
+
+
+def test_the_planner_does_not_import_the_engine_and_the_schedule_imports_nothing():
+    """The import direction CONTRIBUTING.md states: no cycle between the engine and the planner."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(nst_keras.__file__).parent
+
+    def imported(path):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:  # relative: from .x import y / from . import x
+                names.add(node.module or "")
+                names.update(alias.name for alias in node.names if not node.module)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nst_keras"):
+                names.add(node.module.split(".", 1)[-1])
+        return {n.split(".")[0] for n in names}
+
+    for path in sorted((root / "planner").glob("*.py")):
+        assert "engine" not in imported(path), f"{path.name} imports the engine"
+    for name in ("schedule.py", "network.py"):
+        assert imported(root / name) <= {"config"}, f"{name} imports {imported(root / name)}"
