@@ -295,13 +295,13 @@ def test_cli_only_flags():
 
 
 def test_settings_are_named_as_flags_in_messages():
-    assert cli._flag_message("style_weight: expected a number >= 0, received -1") == (
+    assert cli.flag_message("style_weight: expected a number >= 0, received -1") == (
         "--style-weight: expected a number >= 0, received -1"
     )
-    assert cli._flag_message("content_weight and style_weight are both 0: ...").startswith(
+    assert cli.flag_message("content_weight and style_weight are both 0: ...").startswith(
         "--content-weight and --style-weight"
     )
-    assert "--style-blend: expected 2 weights" in cli._flag_message("style_blend: expected 2 weights (one per")
+    assert "--style-blend: expected 2 weights" in cli.flag_message("style_blend: expected 2 weights (one per")
 
 
 def test_error_kinds():
@@ -379,8 +379,8 @@ class FakeEngine:
 def fake(monkeypatch):
     engine = FakeEngine()
     monkeypatch.setitem(sys.modules, "nst_keras.engine", engine.module())
-    monkeypatch.setattr(cli, "_describe_device", lambda **_: "CPU: fake")
-    monkeypatch.setattr(cli, "watch_stdin", lambda *a: None)  # pytest's stdin is not the reader's pipe
+    monkeypatch.setattr(cli.run, "_describe_device", lambda **_: "CPU: fake")
+    monkeypatch.setattr(cli.stop, "watch_stdin", lambda *a: None)  # pytest's stdin is not the reader's pipe
     return engine
 
 
@@ -751,7 +751,7 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
         "engine.stylize = stylize\n"
         "sys.modules['nst_keras.engine'] = engine\n"
         "import nst_keras.cli as cli\n"
-        "cli._describe_device = lambda **_: 'CPU: fake'\n"
+        "cli.run._describe_device = lambda **_: 'CPU: fake'\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     proc = subprocess.Popen(
