@@ -12,6 +12,11 @@ its settings file (which Python to start); fetch the weights; run `python -m nst
 Everything it creates is listed in a manifest in the data folder, which --uninstall reads to
 remove exactly that and nothing else.
 
+Offline (no internet on this machine): pass --wheelhouse DIR, a folder of wheel files made on a machine with
+internet (same OS and Python version) with
+    python3 -m pip download -d DIR setuptools wheel "tensorflow>=2.16" keras numpy "pillow>=10" scipy
+and --weights-file FILE with the VGG19 file downloaded there too; pip then reads DIR only (--no-index --find-links).
+
 Exit codes: 0 installed (also with a warning when the weights could not be fetched), 1 error,
 2 usage error, 3 Python too old, 4 engine installed but no GIMP 3 found, 5 no write permission,
 6 pip failed.
@@ -168,8 +173,10 @@ def keras_home():
     return os.path.join(base, ".keras")
 
 
-def weights_cache_path():
-    return os.path.join(keras_home(), "models", WEIGHTS_FILENAME)
+def weights_cache_path(keras_home_value=None):
+    """Where the VGG19 file goes in the Keras cache (of KERAS_HOME=`keras_home_value` when given)."""
+    base = os.path.abspath(os.path.expanduser(keras_home_value)) if keras_home_value else keras_home()
+    return os.path.join(base, "models", WEIGHTS_FILENAME)
 
 
 def venv_python(venv):
@@ -928,12 +935,14 @@ class Installer:
         pip = [python, "-m", "pip", "install", "--upgrade", "--no-cache-dir", "--progress-bar", "off"]
         if args.no_deps:
             pip.append("--no-deps")
+        if args.wheelhouse:
+            pip += ["--no-index", "--find-links", args.wheelhouse]
         pip += shlex.split(args.pip_args or "", posix=os.name != "nt")  # keep C:\ paths on Windows
         shown = pip + [REPO] + extra
         self.act.note("run: " + " ".join(shlex.quote(a) for a in shown))
         if args.dry_run:
             return
-        if not extra and not args.no_deps:
+        if not extra and not args.no_deps and not args.wheelhouse:
             say("  (the first install downloads TensorFlow, several hundred MB: this can take a few minutes)")
         # Build from a copy, so that the checkout gets no build/ or *.egg-info and may be read-only.
         work = tempfile.mkdtemp(prefix="nst-keras-src-")
@@ -1113,12 +1122,25 @@ class Installer:
         if self.args.skip_weights:
             say("Weights: skipped (--skip-weights)")
             return None
-        say("Weights: fetching VGG19 (about 80 MB, once)")
-        self.act.note(f'run: {python} -c "{FETCH_CODE}"')
+        env = self.engine_env()
+        given = env.get("NST_KERAS_WEIGHTS")
+        cached = weights_cache_path(env.get("KERAS_HOME"))
+        if given:
+            say(f"Weights: {given} (from --env NST_KERAS_WEIGHTS; nothing to fetch)")
+            if given == "random":
+                return True
+            fetch = "check"
+        elif os.path.isfile(cached) and md5_of(cached) == self.expected_md5():
+            say(f"Weights: VGG19 already in the Keras cache ({cached})")
+            return True
+        else:
+            say("Weights: fetching VGG19 (about 80 MB, once)")
+            fetch = "fetch"
+        self.act.note(f'run: {python} -c "{FETCH_CODE}"' + (" (checks the file)" if fetch == "check" else ""))
         if self.args.dry_run:
             return True
         before = self.keras_state()
-        code, out, err = capture([python, "-c", FETCH_SCRIPT], cwd=self.venv, env=self.engine_env())
+        code, out, err = capture([python, "-c", FETCH_SCRIPT], cwd=self.venv, env=env)
         self.record_keras_changes(before)
         if code == 0:
             say("  weights: " + last_line(out))
@@ -1190,18 +1212,21 @@ class Installer:
         say("")
         for text in self.warnings:
             warn(text)
-        if args.dry_run:
-            say("Dry run finished: nothing was changed.")
         if not gimps:
             warn(
-                "no GIMP 3 was found, so the plug-in was not installed. The engine works from the shell: "
-                f"{python} -m nst_keras CONTENT STYLE -o OUT. Install GIMP 3 (start it once), then run the installer "
-                "again, or name its profile folder with --gimp-dir DIR"
+                "no GIMP 3 was found, so the plug-in {}. The engine works from the shell: "
+                "{} -m nst_keras CONTENT STYLE -o OUT. Install GIMP 3 (start it once), then run the installer "
+                "again, or name its profile folder with --gimp-dir DIR".format(
+                    "would not be installed" if args.dry_run else "was not installed", python
+                )
             )
-            return EXIT_NO_GIMP
-        say(f"Installed nst-keras {self.version} (engine: {python}).")
-        say("Next: " + NEXT_STEP)
-        return EXIT_OK
+        if args.dry_run:
+            say("Dry run finished: nothing was changed.")
+        else:
+            if gimps:
+                say(f"Installed nst-keras {self.version} (engine: {python}).")
+                say("Next: " + NEXT_STEP)
+        return EXIT_OK if gimps else EXIT_NO_GIMP
 
 
 # Uninstalling ---------------------------------------------------------------------------
@@ -1355,7 +1380,15 @@ def parse_args(argv):
     parser.add_argument("--dry-run", action="store_true", help="print every action and change nothing")
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask questions")
     parser.add_argument("-v", "--verbose", action="store_true", help="show all of pip's output")
-    adv = parser.add_argument_group("advanced (offline installs, tests)")
+    parser.add_argument(
+        "--wheelhouse",
+        metavar="DIR",
+        help="install offline: pip takes every package from the wheel files in DIR and nothing from the internet "
+        "(--no-index --find-links DIR). Make DIR on a machine with internet, same OS and Python version: "
+        'python3 -m pip download -d DIR setuptools wheel "tensorflow>=2.16" keras numpy "pillow>=10" scipy; '
+        "add --weights-file FILE (the VGG19 file, downloaded there too) for the weights",
+    )
+    adv = parser.add_argument_group("advanced (tests, experts)")
     adv.add_argument("--skip-weights", action="store_true", help="do not fetch the weights")
     adv.add_argument("--skip-doctor", action="store_true", help="do not run `python -m nst_keras doctor` at the end")
     adv.add_argument("--no-deps", action="store_true", help="install only nst-keras itself (pip --no-deps)")
@@ -1374,6 +1407,10 @@ def parse_args(argv):
     for item in args.env or []:
         if "=" not in item or not item.partition("=")[0]:
             parser.error(f"--env: expected KEY=VALUE, received {item!r}")
+    if args.wheelhouse:
+        args.wheelhouse = os.path.abspath(os.path.expanduser(args.wheelhouse))
+        if not args.uninstall and not os.path.isdir(args.wheelhouse):
+            parser.error(f"--wheelhouse: expected a folder of wheel files, received {args.wheelhouse}")
     if args.uninstall and (args.weights_file or args.list):
         parser.error("--uninstall cannot be combined with --weights-file or --list")
     return args

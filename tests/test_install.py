@@ -461,7 +461,90 @@ def test_dry_run_changes_nothing(home):
     assert "[dry-run] would run:" in out and "pip install --upgrade" in out
     assert "[dry-run] would write the plug-in file" in out
     assert "[dry-run] would copy the weights to" in out
-    assert "Dry run finished: nothing was changed." in out
+    assert out.strip().splitlines()[-1] == "Dry run finished: nothing was changed."
+    assert "Installed nst-keras" not in out, "a dry run installs nothing and must not say it did"
+
+
+def test_dry_run_without_gimp_ends_with_dry_run_finished(home):
+    proc = home.run("--dry-run", "--yes", "--skip-weights")
+    assert proc.returncode == 4
+    assert proc.stdout.strip().splitlines()[-1] == "Dry run finished: nothing was changed."
+    assert "Installed nst-keras" not in proc.stdout and "would not be installed" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("value", ["random", "/some/weights.h5"])
+def test_weights_from_env_are_not_fetched(home, value):
+    home.profile(".config", "GIMP", "3.0")
+    proc = home.run("--dry-run", "--yes", "--env", f"NST_KERAS_WEIGHTS={value}", check=0)
+    assert "fetching VGG19" not in proc.stdout
+    assert f"Weights: {value} (from --env NST_KERAS_WEIGHTS; nothing to fetch)" in proc.stdout
+
+
+def test_weights_already_cached_are_not_fetched(home):
+    home.profile(".config", "GIMP", "3.0")
+    cache = home.root / "keras-home" / "models"
+    cache.mkdir(parents=True)
+    (cache / WEIGHTS_NAME).write_bytes(b"cached weights")
+    md5 = hashlib.md5(b"cached weights").hexdigest()
+    env = {"KERAS_HOME": str(home.root / "keras-home")}
+    proc = home.run("--dry-run", "--yes", "--weights-md5", md5, env=env, check=0)
+    assert "fetching VGG19" not in proc.stdout
+    assert f"Weights: VGG19 already in the Keras cache ({cache / WEIGHTS_NAME})" in proc.stdout
+    proc = home.run("--dry-run", "--yes", "--env", f"KERAS_HOME={home.root / 'keras-home'}", "--weights-md5", md5)
+    assert proc.returncode == 0 and "already in the Keras cache" in proc.stdout, "--env KERAS_HOME is where it looks"
+
+
+def wheel_of_installed(name: str, folder: Path) -> Path:
+    """A wheel of a package installed in this interpreter, made from its installed files (no download)."""
+    import importlib.metadata
+    import zipfile
+
+    dist = importlib.metadata.distribution(name)
+    path = folder / f"{name}-{dist.version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in dist.files:
+            text = str(entry)
+            if not (text.startswith("..") or "__pycache__" in text or text.endswith(".pyc")):
+                archive.write(dist.locate_file(entry), text)
+    return path
+
+
+@pytest.mark.slow
+def test_offline_install_from_a_wheelhouse(home):
+    """The supported offline route: --wheelhouse DIR, pip with --no-index --find-links DIR and build isolation.
+
+    The wheelhouse holds the build tools (setuptools from ensurepip's bundle, wheel and packaging from their installed
+    files); the runtime dependencies come from the parent environment (--system-site-packages) so that the test needs
+    no copy of TensorFlow. No index can be reached: PIP_INDEX_URL points at a closed port.
+    """
+    import ensurepip
+
+    wheels = home.root / "wheelhouse"
+    wheels.mkdir()
+    bundled = Path(ensurepip.__file__).parent / "_bundled"
+    for wheel in bundled.glob("setuptools-*.whl"):
+        shutil.copy(wheel, wheels)
+    wheel_of_installed("wheel", wheels)
+    wheel_of_installed("packaging", wheels)
+    home.profile(".config", "GIMP", "3.0")
+    env = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_CACHE_DIR": "1"}
+    args = ["--yes", "--system-site-packages", "--wheelhouse", str(wheels), "--skip-weights", "--skip-doctor"]
+    proc = home.run(*args, env=env, check=0)
+    assert f"--no-index --find-links {wheels}" in proc.stdout
+    assert "downloads TensorFlow" not in proc.stdout
+    assert "Installed nst-keras" in proc.stdout
+    check_python_runs(str(home.home / ".local" / "share" / "nst-keras" / "venv" / "bin" / "python3"))
+    home.run("--uninstall", "--yes", check=0)
+
+    empty = home.root / "empty"
+    empty.mkdir()
+    proc = home.run("--yes", "--system-site-packages", "--wheelhouse", str(empty), "--skip-weights", "--skip-doctor")
+    assert proc.returncode == 6, "without the build tools in the wheelhouse pip cannot build: the wheelhouse was used"
+
+
+def test_wheelhouse_must_be_a_folder(home):
+    proc = home.run("--yes", "--wheelhouse", str(home.root / "nope"))
+    assert proc.returncode == 2 and "--wheelhouse: expected a folder of wheel files" in proc.stderr
 
 
 # Weights -------------------------------------------------------------------------------
