@@ -25,56 +25,19 @@ import os
 import re
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
+from . import weights_facts
 from .config import RANDOM_WEIGHTS, VGG16_CONV_LAYERS, VGG19_CONV_LAYERS
+from .weights_facts import CACHE_SUBDIR, ENV_BASE_URL, ENV_WEIGHTS, SPECS, WeightsSpec
 
 RANDOM = RANDOM_WEIGHTS
-ENV_WEIGHTS = "NST_KERAS_WEIGHTS"
-ENV_BASE_URL = "NST_KERAS_WEIGHTS_URL"
-CACHE_SUBDIR = "models"
 DOWNLOAD_TIMEOUT_S = 60  # per connect or read (urlretrieve has none): a dropped connection must not hang forever
 
 
 class WeightsUnavailable(ValueError):
     """The network weights cannot be found, downloaded or read; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """One pretrained weights file as Keras publishes it."""
-
-    backbone: str
-    filename: str
-    origin: str
-    md5: str
-    size_mb: float
-
-    @property
-    def label(self) -> str:
-        return self.backbone.upper()
-
-
-_KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications"
-
-SPECS = {
-    "vgg19": WeightsSpec(
-        backbone="vgg19",
-        filename="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        origin=f"{_KERAS_APPS}/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        md5="253f8cb515780f3b799900260a226db6",
-        size_mb=80,
-    ),
-    "vgg16": WeightsSpec(
-        backbone="vgg16",
-        filename="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        origin=f"{_KERAS_APPS}/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        md5="6d6bbae143d832006294945121d1f1fc",
-        size_mb=59,
-    ),
-}
 
 
 def _spec(backbone: str) -> WeightsSpec:
@@ -84,41 +47,10 @@ def _spec(backbone: str) -> WeightsSpec:
         raise ValueError(f"backbone: expected one of {', '.join(SPECS)}, received {backbone!r}") from None
 
 
-# Cache location -----------------------------------------------------------------------
-
-
-def _keras_home() -> str:
-    """Keras's base folder, as keras.backend.config computes it, but read from the environment now."""
-    home = os.environ.get("KERAS_HOME")
-    if home:
-        return home
-    base = os.path.expanduser("~")
-    if not os.access(base, os.W_OK):
-        base = "/tmp"
-    return os.path.join(base, ".keras")
-
-
-def _can_write(folder: str) -> bool:
-    """True when `folder` is writable, or does not exist yet but could be created."""
-    folder = os.path.abspath(folder)
-    while not os.path.exists(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return False
-        folder = parent
-    return os.path.isdir(folder) and os.access(folder, os.W_OK)
-
-
-def _cache_base(cache_dir: Optional[str] = None) -> str:
-    base = os.path.expanduser(os.fspath(cache_dir) if cache_dir else _keras_home())
-    if not _can_write(base):  # keras.utils.get_file falls back to /tmp/.keras too
-        base = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
-    return os.path.abspath(base)
-
-
 def cache_path(backbone: str, cache_dir: Optional[str] = None) -> str:
     """Where keras.utils.get_file keeps the backbone's weights: $KERAS_HOME (or ~/.keras)/models/<file name>."""
-    return os.path.join(_cache_base(cache_dir), CACHE_SUBDIR, _spec(backbone).filename)
+    _spec(backbone)
+    return weights_facts.cache_path(backbone, cache_dir)
 
 
 # Hashes -------------------------------------------------------------------------------

@@ -38,16 +38,15 @@ FAST = [
 WEIGHTS_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-def load_installer():
-    """install.py as a module (no byte code left in install/)."""
-    spec = importlib.util.spec_from_file_location("nst_keras_install", INSTALL_PY)
-    module = importlib.util.module_from_spec(spec)
+def load_installer(module: str = "common"):
+    """A module of the installer's package install/nst_keras_installer (no byte code left in install/)."""
     saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    sys.path.insert(0, str(INSTALL_PY.parent))
     try:
-        spec.loader.exec_module(module)
+        return importlib.import_module(f"nst_keras_installer.{module}")
     finally:
+        sys.path.remove(str(INSTALL_PY.parent))
         sys.dont_write_bytecode = saved
-    return module
 
 
 # Helpers -------------------------------------------------------------------------------
@@ -132,6 +131,12 @@ def check_plugin(plugins: Path, expect_prefix=()) -> dict:
     target = plugins / "nst-keras"
     plugin = target / "nst-keras.py"
     assert plugin.read_bytes() == PLUGIN_SOURCE.read_bytes()
+    for source in PLUGIN_SOURCE.parent.iterdir():  # the whole plug-in folder
+        if source.is_file() and source.name != "protocol.py" and not source.name.endswith((".pyc", "~")):
+            assert (target / source.name).read_bytes() == source.read_bytes(), source.name
+    protocol = target / "protocol.py"
+    assert protocol.read_bytes() == (REPO / "nst_keras" / "protocol.py").read_bytes(), "the engine's protocol module"
+    assert stat.S_IMODE(protocol.stat().st_mode) == 0o644
     assert stat.S_IMODE(plugin.stat().st_mode) == 0o755
     settings_path = target / "nst-keras-settings.json"
     assert stat.S_IMODE(settings_path.stat().st_mode) == 0o644
@@ -203,6 +208,37 @@ def test_refuses_old_python(home, python):
     assert "Python 3.10 or newer is required" in lines[0]
 
 
+def test_install_py_is_only_the_version_gate():
+    tree = ast.parse(INSTALL_PY.read_text())
+    functions = [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    assert functions == [] and len(INSTALL_PY.read_text().splitlines()) < 80
+
+
+def test_installer_and_engine_share_one_weights_facts_module(tmp_path, monkeypatch):
+    """The file name, hash, URL and Keras's folder rules come from nst_keras/weights_facts.py on both sides."""
+    from nst_keras import weights, weights_facts
+
+    facts = load_installer("weights")
+    assert facts.facts.__file__ == weights_facts.__file__
+    assert (facts.WEIGHTS_FILENAME, facts.WEIGHTS_MD5, facts.WEIGHTS_URL) == (
+        weights.SPECS["vgg19"].filename,
+        weights.SPECS["vgg19"].md5,
+        weights.SPECS["vgg19"].origin,
+    )
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    for keras_home in (tmp_path / "keras-home", tmp_path / "new" / "deeper", blocker / "keras"):
+        monkeypatch.setenv("KERAS_HOME", str(keras_home))
+        assert facts.weights_cache_path() == weights.cache_path("vgg19"), keras_home
+        assert facts.weights_cache_path(str(keras_home)) == weights.cache_path("vgg19")
+    # A Keras home that cannot be created: keras.utils.get_file (and so the engine) falls back to /tmp/.keras.
+    assert weights.cache_path("vgg19") == os.path.join("/tmp", ".keras", "models", WEIGHTS_NAME)
+    monkeypatch.delenv("KERAS_HOME")
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert facts.keras_home() == weights_facts.keras_home() == str(tmp_path / "home" / ".keras")
+
+
 def test_help_lists_options():
     proc = subprocess.run([sys.executable, str(INSTALL_PY), "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
@@ -216,7 +252,7 @@ def test_help_lists_options():
 
 
 def test_choose_tensorflow():
-    inst = load_installer()
+    inst = load_installer("pyenv")
     spec = inst.tensorflow_requirement()
     assert spec.startswith("tensorflow")
     cuda = spec.replace("tensorflow", "tensorflow[and-cuda]", 1)
