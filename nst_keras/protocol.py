@@ -1,7 +1,7 @@
 """The engine's machine-readable protocol: JSON events on stdout and exit codes.
 
-Standard library only. The GIMP plug-in (which runs in GIMP's own Python, without this
-package) speaks the same protocol; tests check that its copy of these constants agrees.
+Standard library only, and importable alone: the installer copies this file into the GIMP plug-in's
+folder (the plug-in runs in GIMP's own Python, without this package), so both sides read one definition.
 
 Every event is one JSON object on one line of stdout, flushed at once. Nothing else is
 written to stdout in --json mode. Readers ignore events (and keys) they do not know.

@@ -1056,3 +1056,18 @@ def test_offline_fallback_uses_hed_vgg16_with_a_notice(tmp_path):
     env["NST_KERAS_OFFLINE_FALLBACK"] = "0"
     code, stdout, stderr = run_cli([content, style, "-o", tmp_path / "o2.png", *tiny], tmp_path, env=env)
     assert code == 1 and "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in stderr
+
+
+def test_notice_is_an_event_for_programs_and_one_line_for_people(capfd):
+    import io
+
+    events = io.StringIO()
+    cli.Reporter(events).notice("results differ\nfrom VGG19")
+    assert decode_all(events.getvalue()) == [{"event": "notice", "message": "results differ from VGG19"}]
+    cli.Reporter(None).notice("results differ from VGG19")
+    assert capfd.readouterr().err == "nst-keras: notice: results differ from VGG19\n"
+
+
+def test_unknown_phase_is_refused():
+    with pytest.raises(ValueError, match="phase: expected one of starting"):
+        cli.Reporter(None).phase("thinking", "Thinking")
