@@ -120,9 +120,7 @@ class WeightsSteps:
         cached = weights_cache_path(env.get("KERAS_HOME"))
         if given:
             say(f"Weights: {given} (from --env NST_KERAS_WEIGHTS; nothing to fetch)")
-            if given == "random":
-                return True
-            fetch = "check"
+            fetch = "check"  # the engine still resolves them: it says whether the file is usable
         elif os.path.isfile(cached) and md5_of(cached) == self.expected_md5():
             say(f"Weights: VGG19 already in the Keras cache ({cached})")
             return True
@@ -139,6 +137,9 @@ class WeightsSteps:
             say("  weights: " + last_line(out))
             return True
         reason = last_line(err) or last_line(out) or f"exit {code}"
+        if fetch == "check":
+            self.warnings.append(f"the weights given with --env NST_KERAS_WEIGHTS cannot be used: {reason}")
+            return False
         self.warnings.append(
             f"the VGG19 weights could not be fetched: {reason} The engine and the plug-in are installed; with the "
             f"file downloaded ({WEIGHTS_URL}, md5 {WEIGHTS_MD5}) you can also run: "
