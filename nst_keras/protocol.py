@@ -20,7 +20,7 @@ EXIT_OK = 0
 EXIT_USER_ERROR = 1  # bad input, missing weights, ...: a clear one-line message
 EXIT_USAGE = 2  # bad command line (argparse)
 EXIT_UNEXPECTED = 3  # a bug or an environment failure: message plus log on stderr
-EXIT_CANCELLED = 130  # stopped by stdin EOF, SIGINT or SIGTERM
+EXIT_CANCELLED = 130  # stopped by SIGINT, SIGTERM or the end of stdin (with --stop-on-eof, or --json on a pipe)
 
 # Event names.
 STARTED = "started"
@@ -29,8 +29,22 @@ PREVIEW = "preview"
 DONE = "done"
 ERROR = "error"
 CANCELLED = "cancelled"
+PHASE = "phase"  # {"phase": one of PHASES, "message": a short sentence for a person}
+HEARTBEAT = "heartbeat"  # {"elapsed_s": seconds since the start}: written when nothing else was for HEARTBEAT_S
+NOTICE = "notice"  # {"message": a one-line notice a person should see}
 
-EVENTS = (STARTED, PROGRESS, PREVIEW, DONE, ERROR, CANCELLED)
+EVENTS = (STARTED, PROGRESS, PREVIEW, DONE, ERROR, CANCELLED, PHASE, HEARTBEAT, NOTICE)
+FINAL_EVENTS = (DONE, ERROR, CANCELLED)  # the last event of a run
+
+# Phases, in the order a run goes through them ("starting" comes within a second, before TensorFlow is imported).
+PHASES = ("starting", "loading", "preparing", "planning", "running", "saving")
+
+HEARTBEAT_S = 5.0  # a heartbeat follows this many seconds without any other event
+HUNG_AFTER_S = 60.0  # a reader that sees no line for this long may declare the engine hung
+
+# Previews with --preview-dir: a new file per preview, DIR/preview-NNNN.png, written atomically and announced only
+# after the rename; the engine never deletes, truncates or overwrites a file there (the reader deletes each one).
+PREVIEW_NAME = "preview-{:04d}.png"
 
 
 def _clean(value: Any) -> Any:
