@@ -6,7 +6,7 @@ Runs in GIMP (gi).
 import os
 
 import nst_options
-from gi.repository import GimpUi, GLib, Gtk
+from gi.repository import GimpUi, GLib, GObject, Gtk
 
 NO_STYLE_MESSAGE = "Choose a style first: a layer to take the style from (it may be hidden), or an image file."
 
@@ -85,9 +85,9 @@ def _build(procedure, config):
     intro.set_line_wrap(True)
     intro.set_max_width_chars(60)
     intro.set_xalign(0.0)
-    chooser = dialog.get_widget("style-layer", GimpUi.DrawableChooser.__gtype__)
+    chooser = dialog.get_widget("style-layer", GObject.TYPE_NONE)  # GIMP's own widget: a drawable chooser
     layer = config.get_property("style-layer")
-    if chooser is not None and layer is not None:
+    if isinstance(chooser, GimpUi.DrawableChooser) and layer is not None:
         try:
             chooser.set_drawable(layer)  # shown even when GIMP's own restore of the argument left it blank
         except Exception:  # noqa: BLE001 - cosmetic
