@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import traceback
 
 import gi
@@ -50,6 +51,28 @@ def write_rgba(drawable, pixel):
     buf.set(Gegl.Rectangle.new(0, 0, w, h), FMT, bytes(data))
     buf.flush()
     drawable.update(0, 0, w, h)
+
+
+def write_gray(drawable, value):
+    w, h = drawable.get_width(), drawable.get_height()
+    data = bytes(value(x, y) for y in range(h) for x in range(w))
+    buf = drawable.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y u8", data)
+    buf.flush()
+    drawable.update(0, 0, w, h)
+
+
+def fake_alive(settings):
+    """Whether the fake engine this case started still runs (its pid from NST_FAKE_LOG)."""
+    log_path = ((settings or {}).get("env") or {}).get("NST_FAKE_LOG")
+    if not log_path or not os.path.exists(log_path):
+        return None
+    pid = [json.loads(line) for line in open(log_path).read().splitlines()][-1]["pid"]
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def digest(drawable):
@@ -146,10 +169,17 @@ def build(kind):
     if kind == "masked":
         mask = content.create_mask(Gimp.AddMaskType.WHITE)
         content.add_mask(mask)
-    if kind == "selection":
+    if kind in ("layer_mask", "layer_mask_selection"):
+        # The layer's own mask hides its left part (layer x < 36) and half-hides its bottom rows.
+        mask = content.create_mask(Gimp.AddMaskType.WHITE)
+        content.add_mask(mask)
+        write_gray(mask, lambda x, y: 0 if x < 36 else (128 if y >= 40 else 255))
+    if kind in ("selection", "layer_mask_selection"):
         # Image coordinates: the layer spans x 20..83, y 12..59.
         image.select_rectangle(Gimp.ChannelOps.REPLACE, 40, 20, 30, 30)
         Gimp.Selection.feather(image, 8.0)
+    if kind == "selection_outside":
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, 86, 62, 10, 10)  # beside the layer, not on it
     image.undo_enable()
     return image, content, style
 
@@ -186,6 +216,7 @@ def run_case(case):
     target = content.get_mask() if case.get("select_mask") else content
     before = layer_tree(image)
     selection_before = None if Gimp.Selection.is_empty(image) else Gimp.Selection.bounds(image)[2:]
+    selection_digest = hashlib.sha256(read_gray(image.get_selection())).hexdigest()
     proc = Gimp.get_pdb().lookup_procedure("python-fu-nst-keras")
     cfg = proc.create_config()
     cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
@@ -195,14 +226,21 @@ def run_case(case):
         cfg.set_property("style-layer", style)
     else:
         cfg.set_property("style-file", Gio.File.new_for_path(args["style_file"]))
-    for key in ("style-strength", "quality", "max-size", "keep-colours", "style-scale", "seed"):
-        if key in args:
-            cfg.set_property(key, args[key])
+    if case.get("style_is_content"):
+        cfg.set_property("style-layer", content)
+    for key, value in args.items():
+        if key != "style_file":
+            cfg.set_property(key, value)
+    started = time.monotonic()
     result = proc.run(cfg)
     status = result.index(0)
+    message = Gimp.get_pdb().get_last_error() if status != Gimp.PDBStatusType.SUCCESS else None  # before other calls
     record = {
+        "message": message,
+        "seconds": round(time.monotonic() - started, 1),
+        "fake_alive": fake_alive(case.get("settings")),
+        "selection_kept": hashlib.sha256(read_gray(image.get_selection())).hexdigest() == selection_digest,
         "status": status.value_nick,
-        "message": Gimp.get_pdb().get_last_error() if status != Gimp.PDBStatusType.SUCCESS else None,
         "before": before,
         "after": layer_tree(image),
         "image_precision": image.get_precision().value_nick,
@@ -253,6 +291,23 @@ def describe_new(image, content, new, selection_before):
     info["alpha_max_diff"] = alpha_diff
     info["transparent_kept"] = transparent_kept
     mask = new.get_mask()
+    if mask is not None:
+        # the expected mask: the content layer's own mask combined with the selection (their minimum)
+        values = read_gray(mask)
+        own = read_gray(content.get_mask()) if content.get_mask() is not None else None
+        selection = read_gray(image.get_selection()) if selection_before is not None else None
+        iw = image.get_width()
+        _, ox, oy = new.get_offsets()
+        worst = 0
+        for y in range(h):
+            for x in range(w):
+                want = min(
+                    own[y * w + x] if own is not None else 255,
+                    selection[(y + oy) * iw + x + ox] if selection is not None else 255,
+                )
+                worst = max(worst, abs(values[y * w + x] - want))
+        info["mask_vs_expected"] = worst
+        info["mask_mean"] = sum(values) / len(values)
     if mask is not None and selection_before is not None:
         values = read_gray(mask)
         selection = read_gray(image.get_selection())
@@ -283,3 +338,6 @@ for case in SPEC["cases"]:
     log("->", results[case["name"]].get("status"), (results[case["name"]].get("message") or "")[:300])
     with open(SPEC["results"], "w") as fh:
         json.dump(results, fh, indent=1)
+
+# The test's self-check: a message sent on purpose must be found by the message detector (test_no_gimp_messages).
+Gimp.message(SPEC.get("injected_message", "nst-keras test: injected message"))

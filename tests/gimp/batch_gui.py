@@ -1,7 +1,7 @@
 """GIMP batch script for the full GIMP (gimp-3.0 under Xvfb): the plug-in's interactive runs.
 
 Driven together with gui_driver.py, which presses the buttons. Reads the JSON spec named by
-NST_TEST_SPEC: {"plugin_dir", "results", "runs": [{"name", "settings", "action"}, ...]}.
+NST_TEST_SPEC: {"plugin_dir", "results", "inject_message", "runs": [{"name", "settings", "action", "args"}, ...]}.
 Builds one image with a display, then for each run writes the plug-in's settings and calls
 python-fu-nst-keras in INTERACTIVE mode (the dialog appears; the driver clicks OK, then lets the
 run finish, or presses Cancel or "Stop and keep result"). After the first run it checks that the
@@ -20,7 +20,7 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 SPEC = json.load(open(os.environ["NST_TEST_SPEC"]))
 FMT = "R'G'B'A u8"
@@ -75,22 +75,50 @@ def write_settings(settings):
         json.dump(settings, fh)
 
 
-image = Gimp.Image.new(160, 120, Gimp.ImageBaseType.RGB)
-image.undo_disable()
-photo = Gimp.Layer.new(image, "Photo", 128, 96, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-image.insert_layer(photo, None, 0)
-photo.set_offsets(16, 12)
-fill(photo, lambda x, y: ((x * 2) % 256, (y * 2) % 256, 128, 255))
-style = Gimp.Layer.new(image, "Starry", 64, 64, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-image.insert_layer(style, None, 0)
-fill(style, lambda x, y: (255, 200, 0, 255) if (x // 8 + y // 8) % 2 else (20, 40, 200, 255))
-style.set_visible(False)
-image.select_ellipse(Gimp.ChannelOps.REPLACE, 30, 20, 100, 80)
-image.undo_enable()
-image.set_selected_layers([photo])
+def build_test_image():
+    """The tests' image: a 128x96 photo layer at (16, 12), a hidden 64x64 style layer above, an ellipse selected."""
+    image = Gimp.Image.new(160, 120, Gimp.ImageBaseType.RGB)
+    image.undo_disable()
+    photo = Gimp.Layer.new(image, "Photo", 128, 96, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(photo, None, 0)
+    photo.set_offsets(16, 12)
+    fill(photo, lambda x, y: ((x * 2) % 256, (y * 2) % 256, 128, 255))
+    style = Gimp.Layer.new(image, "Starry", 64, 64, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(style, None, 0)
+    fill(style, lambda x, y: (255, 200, 0, 255) if (x // 8 + y // 8) % 2 else (20, 40, 200, 255))
+    style.set_visible(False)
+    image.select_ellipse(Gimp.ChannelOps.REPLACE, 30, 20, 100, 80)
+    image.undo_enable()
+    image.set_selected_layers([photo])
+    return image, photo
+
+
+def open_layers(photo_path, style_path):
+    """The photo file, with the style file above it as a hidden layer (for scripts/gimp_screenshot.py)."""
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(photo_path))
+    image.undo_disable()
+    photo = image.get_layers()[0]
+    photo.set_name("Photo")
+    style = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(style_path))
+    style.set_name(os.path.splitext(os.path.basename(style_path))[0])
+    image.insert_layer(style, None, 0)
+    style.set_visible(False)
+    image.undo_enable()
+    image.set_selected_layers([photo])
+    return image, photo
+
+
+if SPEC.get("photo"):
+    image, photo = open_layers(SPEC["photo"], SPEC["style"])
+else:
+    image, photo = build_test_image()
 display = Gimp.Display.new(image)
 Gimp.displays_flush()
 time.sleep(1.0)
+
+# The detector's self-check: GIMP shows this as a message box, which the driver must find.
+if SPEC.get("inject_message"):
+    Gimp.message(SPEC["inject_message"])
 
 results = {"runs": {}}
 proc = Gimp.get_pdb().lookup_procedure("python-fu-nst-keras")
@@ -106,10 +134,11 @@ for index, run in enumerate(SPEC["runs"]):
             # Filters > Repeat: no dialog, the last values (the style layer is recalled by the plug-in)
             cfg.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
         else:
+            # No style layer is passed: the dialog starts with the topmost other layer (first run) or
+            # the one of the last run (Re-Show), and the test checks which one was used.
             cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-            cfg.set_property("style-layer", style)
-            cfg.set_property("quality", "draft")
-            cfg.set_property("max-size", 96)
+            for key, value in run.get("args", {}).items():
+                cfg.set_property(key, value)
         log("run", run["name"])
         start = time.monotonic()
         result = proc.run(cfg)
@@ -131,6 +160,8 @@ for index, run in enumerate(SPEC["runs"]):
         # One undo step: Ctrl+Z takes the whole change back, Ctrl+Y brings it back. After the
         # first run a second Ctrl+Z must change nothing (the image was built with undo off). After
         # a cancelled run Ctrl+Z must undo the previous run's layer (the preview left no step).
+        if SPEC.get("dialog_only"):  # scripts/gimp_screenshot.py: the dialog was only photographed
+            raise StopIteration
         title = "Untitled"
         key(title, "ctrl+z")
         record["after_undo"] = layers(image)
@@ -139,6 +170,8 @@ for index, run in enumerate(SPEC["runs"]):
             record["after_second_undo"] = layers(image)
         key(title, "ctrl+y")
         record["after_redo"] = layers(image)
+    except StopIteration:
+        pass
     except Exception:
         record["exception"] = traceback.format_exc()
     log("->", record.get("status"), record.get("message"), record.get("exception"))

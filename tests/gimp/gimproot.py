@@ -10,8 +10,10 @@ Public helpers, also used by the installer's real-install test (keep the names a
 
 - ``ensure_root() -> Path``: the root, built when absent or when its package list changed.
   ``NST_KERAS_GIMP_ROOT`` overrides the location (default /var/cache/nst-keras/trixie-gimp3),
-  ``NST_KERAS_DEBIAN_MIRROR`` the mirror. Raises RootUnavailable with a clear message (say,
-  mmdebstrap missing or not root) that tests turn into a failure, never a silent skip.
+  ``NST_KERAS_DEBIAN_MIRROR`` the mirror (default: the Debian mirror the host's apt already uses,
+  read from /etc/apt/sources.list, sources.list.d/*.list and deb822 *.sources). Raises
+  RootUnavailable with a clear message (say, mmdebstrap missing or not root) that tests turn into a
+  failure, never a silent skip.
 - ``run_in_root(root, argv, *, env=None, binds=(), timeout=None, cwd=None)``: run argv inside the
   root in new mount and PID namespaces (proc, /dev, sys and a private tmpfs /tmp mounted; the
   default binds plus ``binds`` bind-mounted at their own paths); returns CompletedProcess with text
@@ -20,9 +22,10 @@ Public helpers, also used by the installer's real-install test (keep the names a
   run ``gimp-console-3.0 -i -n --quit -c --batch-interpreter=python-fu-eval -b
   'exec(open(SCRIPT).read())'`` with GIMP3_DIRECTORY=gimp3_dir (a GIMP profile folder); gui=True
   runs the full ``gimp-3.0`` instead (needs DISPLAY in env, e.g. an Xvfb started in the same root).
-- ``install_plugin(gimp3_dir, settings=None) -> Path``: copy the plug-in into the profile
-  (plug-ins/nst-keras/nst-keras.py, executable) and write nst-keras-settings.json next to it when
-  settings is a dict; returns the plug-in's folder.
+- ``install_plugin(gimp3_dir, settings=None) -> Path``: copy the plug-in's folder into the profile
+  (plug-ins/nst-keras/: nst-keras.py executable, its modules, and nst_keras/protocol.py as
+  protocol.py, as the installer does) and write nst-keras-settings.json next to it when settings is
+  a dict; returns the plug-in's folder.
 
 Needs root privileges (mount namespaces, chroot), `unshare` (util-linux) and, for the first
 build only, `mmdebstrap` (``apt-get install -y mmdebstrap``) and access to a Debian mirror.
@@ -34,6 +37,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -42,11 +46,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PLUGIN_SOURCE = REPO / "gimp_plugin" / "nst-keras" / "nst-keras.py"
+PLUGIN_SOURCE = REPO / "gimp_plugin" / "nst-keras"  # the plug-in's folder
+PROTOCOL_SOURCE = REPO / "nst_keras" / "protocol.py"  # copied into it as protocol.py
 
 DEFAULT_ROOT = Path("/var/cache/nst-keras/trixie-gimp3")
 SUITE = "trixie"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+DEBIAN_SUITES = ("oldoldstable", "oldstable", "stable", "testing", "unstable", "sid", "experimental")
+DEBIAN_CODENAMES = ("buster", "bullseye", "bookworm", "trixie", "forky", "duke")
 VARIANT = "minbase"
 PACKAGES = ("gimp", "python3-gi", "gir1.2-gimp-3.0", "xvfb", "xauth", "xdotool", "imagemagick")
 MARKER = ".nst-keras-root.json"  # at the top of the root: how it was built
@@ -86,6 +93,123 @@ def _check_host(need_build: bool) -> None:
         )
 
 
+def _strip_comment(line: str) -> str:
+    return line.split("#", 1)[0].strip()
+
+
+def parse_one_line_sources(text: str) -> list:
+    """Entries of a one-line-style sources.list: [{'types', 'uris', 'suites', 'components'}]."""
+    entries = []
+    for raw in text.splitlines():
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        kind, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if rest.startswith("["):  # [ option=value ... ]
+            rest = rest.partition("]")[2].strip()
+        fields = rest.split()
+        if kind not in ("deb", "deb-src") or len(fields) < 2:
+            continue
+        entries.append({"types": [kind], "uris": [fields[0]], "suites": [fields[1]], "components": fields[2:]})
+    return entries
+
+
+def parse_deb822_sources(text: str) -> list:
+    """Entries of a deb822-style .sources file (stanzas of Key: value, blank-line separated)."""
+    entries = []
+    for stanza in re.split(r"\n[ \t]*\n", text.replace("\r", "")):
+        fields: dict = {}
+        key = None
+        for raw in stanza.splitlines():
+            if raw.startswith("#"):
+                continue
+            if raw[:1] in (" ", "\t") and key:  # a continuation line
+                fields[key] += " " + raw.strip()
+                continue
+            key, sep, value = raw.partition(":")
+            if not sep:
+                key = None
+                continue
+            key = key.strip().lower()
+            fields[key] = value.strip()
+        if not fields or fields.get("enabled", "yes").lower() == "no":
+            continue
+        entries.append(
+            {
+                "types": fields.get("types", "").split(),
+                "uris": fields.get("uris", "").split(),
+                "suites": fields.get("suites", "").split(),
+                "components": fields.get("components", "").split(),
+            }
+        )
+    return entries
+
+
+def host_codename(os_release: Path = Path("/etc/os-release")) -> str | None:
+    try:
+        for line in os_release.read_text().splitlines():
+            if line.startswith("VERSION_CODENAME="):
+                return line.partition("=")[2].strip().strip('"') or None
+    except OSError:
+        pass
+    return None
+
+
+def read_apt_entries(paths=APT_SOURCES) -> list:
+    """Every entry of the host's apt sources: sources.list, and *.list / *.sources in the folders given."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".list", ".sources") and p.is_file())
+        elif path.is_file():
+            files.append(path)
+    entries = []
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        entries += parse_deb822_sources(text) if path.suffix == ".sources" else parse_one_line_sources(text)
+    return entries
+
+
+def _is_release(suite: str, releases: set) -> bool:
+    """'trixie', 'bookworm-updates', 'stable' are; 'bookworm-security' and 'nodistro' are not."""
+    base = suite.split("/")[0]
+    return not base.endswith("-security") and (base in releases or base.rsplit("-", 1)[0] in releases)
+
+
+def mirror_from_entries(entries, codename: str | None = None) -> str | None:
+    """The Debian archive among apt entries: a binary (deb) source with the main component whose suite is
+    a Debian release (the host's codename, a known codename or a suite name), not the security archive.
+    The first such URI wins, as apt's own order; None when there is none."""
+    releases = set(DEBIAN_SUITES) | set(DEBIAN_CODENAMES) | ({codename} if codename else set())
+    for entry in entries:
+        if "deb" not in entry["types"] or "main" not in entry["components"]:
+            continue
+        if not any(_is_release(suite, releases) for suite in entry["suites"]):
+            continue
+        for uri in entry["uris"]:
+            if uri.split(":", 1)[0] in ("http", "https", "file"):
+                return uri.rstrip("/")
+    return None
+
+
+def debian_mirror(paths=APT_SOURCES) -> str:
+    """NST_KERAS_DEBIAN_MIRROR, else the Debian mirror the host's apt uses; RootUnavailable if none."""
+    override = os.environ.get("NST_KERAS_DEBIAN_MIRROR")
+    if override:
+        return override
+    mirror = mirror_from_entries(read_apt_entries(paths), host_codename())
+    if mirror is None:
+        raise RootUnavailable(
+            "cannot build the GIMP 3 test root: no Debian mirror found in the host's apt sources "
+            f"({', '.join(map(str, paths))}); set NST_KERAS_DEBIAN_MIRROR to one"
+        )
+    return mirror
+
+
 @contextlib.contextmanager
 def _lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +238,7 @@ def ensure_root(timeout: float = 1800) -> Path:
             return root
         build = root.parent / f"{root.name}.build-{os.getpid()}"
         shutil.rmtree(build, ignore_errors=True)
-        mirror = os.environ.get("NST_KERAS_DEBIAN_MIRROR", DEFAULT_MIRROR)
+        mirror = debian_mirror()
         cmd = [
             "mmdebstrap",
             f"--variant={VARIANT}",
@@ -258,12 +382,18 @@ def run_gimp_batch(
 
 
 def install_plugin(gimp3_dir: Path, settings: dict | None = None, source: Path = PLUGIN_SOURCE) -> Path:
-    """Copy the plug-in into a GIMP profile folder; write its settings file when given."""
+    """Copy the plug-in's folder into a GIMP profile folder, as the installer does: every file of
+    gimp_plugin/nst-keras/ (nst-keras.py executable, the modules not) plus nst_keras/protocol.py as
+    protocol.py; write its settings file when given."""
     folder = Path(gimp3_dir) / "plug-ins" / "nst-keras"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "nst-keras.py"
-    shutil.copyfile(source, target)
-    target.chmod(0o755)
+    for path in sorted(Path(source).iterdir()):
+        if path.is_file() and path.suffix == ".py":
+            target = folder / path.name
+            shutil.copyfile(path, target)
+            target.chmod(0o755 if path.name == "nst-keras.py" else 0o644)
+    shutil.copyfile(PROTOCOL_SOURCE, folder / "protocol.py")
+    (folder / "protocol.py").chmod(0o644)
     settings_file = folder / "nst-keras-settings.json"
     if settings is None:
         settings_file.unlink(missing_ok=True)

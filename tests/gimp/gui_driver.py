@@ -19,6 +19,10 @@ import time
 
 DIALOG = "^Neural Style Transfer$"
 PROGRESS = "^Neural Style Transfer: running$"
+# GIMP's message boxes ("GIMP Message": failed PDB calls, Gimp.message) and any other error or warning window.
+MESSAGE = "Message|Error|Warning|no style"
+MESSAGES = []  # [{"t", "name", "screenshot"}]: every message window seen, closed after its screenshot
+_seen = set()
 
 
 def xdo(*args, timeout=20):
@@ -29,9 +33,28 @@ def windows(pattern):
     return xdo("search", "--onlyvisible", "--name", pattern).stdout.split()
 
 
-def wait_window(pattern, timeout):
+def check_messages(out):
+    """Record, screenshot and close every visible message window (GIMP's message boxes and the like)."""
+    for wid in windows(MESSAGE):
+        name = xdo("getwindowname", wid).stdout.strip()
+        if not name or name.startswith("Neural Style Transfer: running"):
+            continue
+        key = (wid, name)
+        if key in _seen:
+            continue
+        _seen.add(key)
+        shot = os.path.join(out, f"message-{len(MESSAGES) + 1}.png")
+        screenshot("root", shot)
+        MESSAGES.append({"name": name, "screenshot": os.path.basename(shot), "t": round(time.monotonic(), 1)})
+        print("[driver] message window:", name, file=sys.stderr, flush=True)
+        press(wid, "Return")
+
+
+def wait_window(pattern, timeout, out=None):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        if out:
+            check_messages(out)
         found = windows(pattern)
         if found:
             return found[0]
@@ -39,13 +62,22 @@ def wait_window(pattern, timeout):
     return None
 
 
-def wait_gone(wid, pattern, timeout):
+def wait_gone(wid, pattern, timeout, out=None):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        if out:
+            check_messages(out)
         if wid not in windows(pattern):
             return True
         time.sleep(0.2)
     return False
+
+
+def pause(seconds, out):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        check_messages(out)
+        time.sleep(0.2)
 
 
 def screenshot(target, path):
@@ -69,6 +101,7 @@ def main():
     def step(text, **extra):
         entry = {"t": round(time.monotonic() - t0, 1), "step": text, **extra}
         log["steps"].append(entry)
+        log["messages"] = MESSAGES
         print("[driver]", entry, file=sys.stderr, flush=True)
         with open(os.path.join(out, "driver.json"), "w") as fh:
             json.dump(log, fh, indent=1)
@@ -95,40 +128,51 @@ def main():
             for index, run in enumerate(spec["runs"]):
                 if run.get("mode") != "last-values":
                     # (X window ids get reused by the next plug-in process: wait for a visible dialog)
-                    dialog = wait_window(DIALOG, 180)
+                    dialog = wait_window(DIALOG, 180, out)
                     if dialog is None:
                         step("no dialog", run=run["name"])
                         break
                     step("dialog", run=run["name"])
-                    time.sleep(1.5)
+                    pause(1.5, out)
+                    screenshot(dialog, os.path.join(out, f"dialog-{run['name']}.png"))
                     if index == 0:
                         screenshot(dialog, os.path.join(out, "dialog.png"))
                         screenshot("root", os.path.join(out, "dialog-screen.png"))
+                    if spec.get("dialog_only"):
+                        press(dialog, "Escape")
+                        step("closed the dialog", run=run["name"])
+                        continue
                     press(dialog, "Return")
-                    if not wait_gone(dialog, DIALOG, 10):
+                    if not wait_gone(dialog, DIALOG, 10, out):
                         step("dialog did not close on Return", run=run["name"])
                         break
-                progress = wait_window(PROGRESS, 60)
+                progress = wait_window(PROGRESS, 60, out)
                 if progress is None:
                     step("no progress window", run=run["name"])
                     continue
                 step("progress window", run=run["name"])
                 if run["action"] == "finish":
-                    time.sleep(0.5)
+                    pause(0.5, out)
                     screenshot(progress, os.path.join(out, "progress.png"))
-                    closed = wait_gone(progress, PROGRESS, 300)
+                    closed = wait_gone(progress, PROGRESS, 300, out)
                     step("finished" if closed else "progress window stayed open", run=run["name"])
                 else:
-                    time.sleep(run.get("wait_s", 3.5))
+                    pause(run.get("wait_s", 3.5), out)
                     screenshot("root", os.path.join(out, f"running-{run['name']}.png"))
+                    screenshot(progress, os.path.join(out, f"progress-{run['name']}.png"))
                     press(progress, "alt+c" if run["action"] == "cancel" else "alt+s")
+                    pressed = time.monotonic()
                     step("pressed " + run["action"], run=run["name"])
-                    closed = wait_gone(progress, PROGRESS, 90)
-                    step("stopped" if closed else "progress window stayed open", run=run["name"])
+                    closed = wait_gone(progress, PROGRESS, 90, out)
+                    step(
+                        "stopped" if closed else "progress window stayed open",
+                        run=run["name"],
+                        stop_s=round(time.monotonic() - pressed, 1),
+                    )
             try:
                 end = time.monotonic() + 120
                 while gimp.poll() is None and time.monotonic() < end:
-                    time.sleep(1.0)
+                    pause(1.0, out)
                     # a run the steps above did not finish: close its windows so that GIMP can quit
                     for wid in windows(DIALOG):
                         step("closing a leftover dialog")

@@ -16,6 +16,7 @@ Never skipped: if the root cannot be built the tests fail with the reason.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -34,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = gimproot.REPO
 FAKE_ENGINE = HERE / "fake_engine.py"
 OUTPUT_DIR = REPO / "test-output" / "gimp"
+HANG_S = 3.0  # the hung case's hang_timeout_s (the plug-in's default is 60 s)
 NOT_INSTALLED = "nst-keras engine not installed: run install/install.py (or set NST_KERAS_PYTHON)"
 EXTRA_ARGS = "--iterations 2 --min-size 32"  # NST_KERAS_EXTRA_ARGS: tiny, fast real-engine runs
 
@@ -42,19 +44,31 @@ import fake_engine  # noqa: E402
 
 from nst_keras.config import StyleConfig  # noqa: E402
 
+# The engine's source folder (default: this checkout). NST_TEST_ENGINE_SRC points the real-engine cases at
+# another checkout of the engine, e.g. to try the plug-in against an engine branch before a merge.
+ENGINE_SRC = Path(os.environ.get("NST_TEST_ENGINE_SRC") or REPO).resolve()
+ENGINE_BINDS = [] if ENGINE_SRC == REPO else [ENGINE_SRC]
+
 
 def real_engine() -> dict:
     """Settings for the real engine: this interpreter (it has the engine's dependencies), random weights."""
-    env = {"NST_KERAS_WEIGHTS": "random", "PYTHONPATH": str(REPO)}
+    env = {"NST_KERAS_WEIGHTS": "random", "PYTHONPATH": str(ENGINE_SRC)}
     return {"python": sys.executable, "command_prefix": [], "env": env}
 
 
-def fake(mode: str, log: Path) -> dict:
+def fake(mode: str, log: Path, **settings) -> dict:
     return {
         "python": "python-of-the-fake-engine",
         "command_prefix": [sys.executable, str(FAKE_ENGINE)],
-        "env": {"NST_FAKE_MODE": mode, "NST_FAKE_LOG": str(log)},
+        "env": {"NST_FAKE_MODE": mode, "NST_FAKE_LOG": str(log), "NST_FAKE_HEARTBEAT_S": "1"},
+        **settings,
     }
+
+
+def messages_in(text: str) -> list:
+    """GIMP's error and warning messages in its output: failed PDB calls ("Calling error for procedure ...")
+    and what plug-ins sent with Gimp.message, as gimp-console prints them."""
+    return [line for line in text.splitlines() if "Calling error" in line or "-Warning:" in line or "-Error:" in line]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +98,9 @@ def console(gimp_root, tmp_path_factory):
     flatpak_spawn = dict(real, command_prefix=[str(spawn), "--host"])
     cache = work / "cache"  # XDG_CACHE_HOME: where the Flatpak GIMP's plug-in makes its temp folders
     cache.mkdir()
+    blocked = work / "a-file"  # settings' tmpdir below a file: a folder that cannot be made
+    blocked.write_text("not a folder")
+    hung_log = work / "hung.log"
     cases = [
         # the real engine
         {"name": "layer", "image": "plain", "settings": real, "args": {"quality": "draft", "max-size": 48}},
@@ -99,10 +116,11 @@ def console(gimp_root, tmp_path_factory):
                 "style_file": str(work / "starry-night.png"),
                 "quality": "draft",
                 "max-size": 64,
-                "keep-colours": "histogram",
+                "keep-colours": True,
                 "style-strength": 80.0,
                 "style-scale": 2.0,
-                "seed": 7,
+                "same-result": True,
+                "variation": 7,
             },
         },
         # the real engine through a stand-in for `flatpak-spawn --host` (the Flatpak GIMP's settings)
@@ -121,6 +139,15 @@ def console(gimp_root, tmp_path_factory):
         {"name": "engine_error", "image": "plain", "settings": fake("error", fake_log)},
         {"name": "engine_crash", "image": "plain", "settings": fake("crash", fake_log)},
         {"name": "engine_killed", "image": "plain", "settings": fake("killed", fake_log)},
+        # the layer's own mask, alone and with a selection; a selection beside the layer
+        {"name": "layer_mask", "image": "layer_mask", "settings": fake("ok", fake_log)},
+        {"name": "layer_mask_selection", "image": "layer_mask_selection", "settings": fake("ok", fake_log)},
+        {"name": "selection_outside", "image": "selection_outside", "settings": fake("ok", fake_log)},
+        # user-causable failures: one clear sentence each
+        {"name": "unwritable_tmpdir", "image": "plain", "settings": fake("ok", fake_log, tmpdir=str(blocked / "tmp"))},
+        {"name": "style_is_content", "image": "plain", "settings": fake("ok", fake_log), "style_is_content": True},
+        # an engine that starts, then never writes another line and ignores SIGTERM
+        {"name": "hung", "image": "plain", "settings": fake("silent", hung_log, hang_timeout_s=HANG_S)},
     ]
     spec = {"plugin_dir": str(plugin_dir), "results": str(work / "results.json"), "tmpdir": str(tmpdir), "cases": cases}
     (work / "spec.json").write_text(json.dumps(spec))
@@ -136,10 +163,12 @@ def console(gimp_root, tmp_path_factory):
             "XDG_CACHE_HOME": str(cache),
             "NST_FAKE_SPAWN_LOG": str(work / "spawn.log"),
         },
-        binds=[work],
+        binds=[work, *ENGINE_BINDS],
         timeout=540,
     )
     seconds = time.monotonic() - start
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUTPUT_DIR / "gimp-console.log").write_text(proc.stderr)
     report = f"gimp-console exit {proc.returncode} after {seconds:.0f} s\nSTDERR (end):\n{proc.stderr[-8000:]}"
     assert proc.returncode == 0, report
     results = json.loads((work / "results.json").read_text())
@@ -155,6 +184,7 @@ def console(gimp_root, tmp_path_factory):
         "seconds": seconds,
         "cache": cache,
         "spawns": spawns,
+        "stderr": proc.stderr,
     }
 
 
@@ -194,11 +224,12 @@ def test_result_layer_above_content_same_place_and_alpha(console):
 def test_settings_stored_as_parasite(console):
     parasite = succeeded(console, "layer")["new"]["parasite"]
     assert parasite["style"] == "Starry" and parasite["preset"] == "draft" and parasite["max_size"] == 48
-    assert parasite["style_strength"] == 50.0
+    assert parasite["options"]["style-strength"] == 50.0 and parasite["options"]["quality"] == "draft"
     assert parasite["style_weight"] == pytest.approx(StyleConfig().style_weight)
     assert parasite["engine"]  # the engine's version from its started event
     stored = succeeded(console, "style_file")["new"]["parasite"]
-    assert stored["preserve_colors"] == "histogram" and stored["seed"] == 7 and stored["style_scale"] == 2.0
+    assert stored["preserve_colors"] == "luminance" and stored["seed"] == 7 and stored["style_scale"] == 2.0
+    assert stored["options"]["keep-colours"] is True and stored["options"]["same-result"] is True
     assert stored["style"] == "starry-night"
 
 
@@ -233,7 +264,7 @@ def test_high_bit_depth_image(console, name, precision):
 def test_style_from_file(console):
     record = succeeded(console, "style_file")
     assert record["new"]["name"] == "Styled: starry-night"
-    assert record["new"]["changed_fraction"] > 0.5
+    assert record["new"]["changed_fraction"] > 0.3  # the photo's colours were kept: only the texture changed
 
 
 def test_style_file_gimp_converts(console):
@@ -257,6 +288,7 @@ def test_engine_command_line(console):
     assert argv[argv.index("nst_keras") - 1] == "-m" and "--json" in argv
     assert argv[argv.index("--bit-depth") + 1] == "8"
     assert argv[-4:] == EXTRA_ARGS.split()  # NST_KERAS_EXTRA_ARGS comes last
+    assert "--stop-on-eof" in argv and "--preview-path" not in argv
     assert all(r["pythonpath"] is None for r in console["fake_runs"])  # GIMP's PYTHONPATH is not passed on
 
 
@@ -294,7 +326,8 @@ def test_engine_that_cannot_start(console):
 def test_engine_error_message(console):
     record = case(console, "engine_error")
     assert record["status"] == "execution-error"
-    assert record["message"] == fake_engine.ERROR_MESSAGE
+    # the engine named the temporary file; the plug-in speaks of "your layer"
+    assert record["message"] == "your layer " + fake_engine.ERROR_MESSAGE
     unchanged(record)
 
 
@@ -313,6 +346,65 @@ def test_engine_killed(console):
     unchanged(record)
 
 
+def test_layer_mask_carried_over(console):
+    """The content layer's own mask hides the same pixels in the result (defect 3)."""
+    record = succeeded(console, "layer_mask")
+    assert record["new"]["mask_vs_expected"] <= 1, record["new"]
+    assert 0 < record["new"]["mask_mean"] < 255
+    assert record["selection_kept"]
+
+
+def test_layer_mask_combined_with_selection(console):
+    record = succeeded(console, "layer_mask_selection")
+    new = record["new"]
+    assert new["mask_vs_expected"] <= 1, new  # the minimum of the layer's mask and the (feathered) selection
+    assert new["mask"]["max_diff_vs_selection"] > 100  # not the selection alone: the layer's mask hides more
+    assert record["selection_kept"]  # the image's selection is as it was
+
+
+def test_selection_beside_the_layer_is_refused(console):
+    record = case(console, "selection_outside")
+    assert record["status"] == "execution-error"
+    assert record["message"].startswith("The selection does not touch your layer")
+    unchanged(record)
+
+
+def test_unwritable_temp_folder_is_one_sentence(console):
+    record = case(console, "unwritable_tmpdir")
+    assert record["status"] == "execution-error", record
+    message = record["message"]
+    assert message.startswith("Neural Style Transfer needs a folder it can write its temporary files to")
+    assert "tmpdir" in message and "\n" not in message and "Traceback" not in message
+    unchanged(record)
+
+
+def test_style_layer_is_the_content_layer(console):
+    record = case(console, "style_is_content")
+    assert record["status"] == "execution-error"
+    assert record["message"].startswith("The style layer is your layer itself")
+    unchanged(record)
+
+
+def test_hung_engine_is_reported_and_ended(console):
+    """An engine that stops writing (and ignores SIGTERM) is reported within the hang time and killed (defect 2)."""
+    record = case(console, "hung")
+    assert record["status"] == "execution-error"
+    assert record["message"].startswith("The engine stopped responding"), record["message"]
+    assert HANG_S <= record["seconds"] < HANG_S + 6, record["seconds"]
+    assert record["fake_alive"] is False  # no engine left behind
+    unchanged(record)
+
+
+INJECTED = "nst-keras test: injected message"  # batch_cases.py sends it last, to prove the detector works
+
+
+def test_no_gimp_messages(console):
+    """No failed PDB call or message reached GIMP (failures are the plug-in's own one-sentence errors)."""
+    found = messages_in(console["stderr"])
+    assert any(INJECTED in line for line in found), f"the detector missed the injected message:\n{console['report']}"
+    assert [line for line in found if INJECTED not in line] == []
+
+
 def test_no_temporary_files_left(console):
     for name, record in console["results"].items():
         leftovers = [entry for entry in record["tmpdir"] if entry != "gimp"]  # "gimp": GIMP's own temp folder
@@ -325,22 +417,36 @@ def test_no_temporary_files_left(console):
 # ---------------------------------------------------------------------------------------------
 
 
+GUI_INJECTED = "nst-keras test: injected message in the full GIMP"
+KEEP_ARGS = {  # the "keep" run's settings (not the defaults), which Filters > Repeat must reuse
+    "quality": "draft",
+    "max-size": 96,
+    "style-strength": 70.0,
+    "keep-colours": True,
+    "same-result": True,
+    "variation": 5,
+}
+
+
 @pytest.fixture(scope="module")
 def gui(gimp_root, tmp_path_factory):
     work = tmp_path_factory.mktemp("gimp-gui")
     profile, out = work / "profile", work / "out"
     plugin_dir = gimproot.install_plugin(profile, None)
-    slow = fake("slow", work / "fake.log")
+    fake_log = work / "fake.log"
     spec = {
         "out": str(out),
         "batch": str(HERE / "batch_gui.py"),
         "plugin_dir": str(plugin_dir),
         "results": str(work / "results.json"),
+        "inject_message": GUI_INJECTED,
         "runs": [
+            # the first run: the dialog's defaults, and the topmost other layer as the style
             {"name": "ok", "settings": real_engine(), "action": "finish"},
-            {"name": "cancel", "settings": slow, "action": "cancel"},
-            {"name": "keep", "settings": slow, "action": "keep"},
-            {"name": "repeat", "settings": slow, "action": "keep", "mode": "last-values"},
+            # Re-Show: the style of the last run; Cancel ends an engine that ignores EOF and SIGTERM
+            {"name": "cancel", "settings": fake("stubborn", fake_log), "action": "cancel"},
+            {"name": "keep", "settings": fake("slow", fake_log), "action": "keep", "args": KEEP_ARGS},
+            {"name": "repeat", "settings": fake("slow", fake_log), "action": "keep", "mode": "last-values"},
         ],
     }
     (work / "spec.json").write_text(json.dumps(spec))
@@ -354,7 +460,7 @@ def gui(gimp_root, tmp_path_factory):
             "NST_KERAS_EXTRA_ARGS": EXTRA_ARGS,
             "NST_KERAS_DEBUG": "1",
         },
-        binds=[work],
+        binds=[work, *ENGINE_BINDS],
         timeout=570,
     )
     seconds = time.monotonic() - start
@@ -369,6 +475,8 @@ def gui(gimp_root, tmp_path_factory):
     )
     results_file = work / "results.json"
     assert results_file.exists(), report
+    driver = json.loads((out / "driver.json").read_text())
+    fake_records = [json.loads(line) for line in fake_log.read_text().splitlines()] if fake_log.exists() else []
     return {
         "results": json.loads(results_file.read_text())["runs"],
         "report": report,
@@ -376,6 +484,8 @@ def gui(gimp_root, tmp_path_factory):
         "log": gimp_log,
         "code": proc.returncode,
         "seconds": seconds,
+        "driver": driver,
+        "fake": fake_records,
     }
 
 
@@ -383,13 +493,24 @@ def names(layers):
     return [(layer["name"], layer["has_mask"]) for layer in layers]
 
 
+def driver_step(gui, run, text):
+    return next(s for s in gui["driver"]["steps"] if s.get("run") == run and s["step"] == text)
+
+
 def test_dialog_screenshot(gui):
+    """The dialog appeared and was photographed (test-output/gimp/; docs/ is scripts/gimp_screenshot.py's job)."""
     dialog = gui["out"] / "dialog.png"
     assert dialog.exists() and dialog.stat().st_size > 5000, gui["report"]
-    docs = REPO / "docs"
-    docs.mkdir(exist_ok=True)
-    shutil.copyfile(dialog, docs / "gimp-dialog.png")
-    assert (OUTPUT_DIR / "dialog.png").exists()
+    assert (OUTPUT_DIR / "dialog.png").exists() and (OUTPUT_DIR / "dialog-cancel.png").exists()
+
+
+def test_no_message_dialogs(gui):
+    """No GIMP message box during any run (defect 1: a false "Calling error" after a successful run).
+    The batch script sends one message on purpose: the detector must have found exactly that one."""
+    seen = gui["driver"].get("messages", [])
+    assert seen, f"the detector found no message window, not even the injected one\n{gui['report']}"
+    assert len(seen) == 1, f"GIMP showed message windows: {seen} (screenshots in {OUTPUT_DIR})\n{gui['report']}"
+    assert "Calling error" not in gui["log"]
 
 
 def test_interactive_run_is_one_undo_step(gui):
@@ -397,19 +518,25 @@ def test_interactive_run_is_one_undo_step(gui):
     run = gui["results"].get("ok")
     assert run is not None, gui["report"]
     assert run.get("status") == "success", f"{run.get('message')} {run.get('exception')}\n{gui['report']}"
-    assert run["new"]["name"] == "Styled: Starry" and run["new"]["size"] == [128, 96]  # max size 96 -> scaled up
+    # no style was passed: the dialog chose the topmost other layer
+    assert run["new"]["name"] == "Styled: Starry" and run["new"]["size"] == [128, 96]
     assert run["new"]["offsets"] == [16, 12] and run["new"]["has_mask"]  # the ellipse selection
+    assert run["new"]["parasite"]["options"] == dict(
+        run["new"]["parasite"]["options"], quality="normal", **{"max-size": 1024, "keep-colours": False}
+    )  # the dialog's defaults
     assert names(run["after"]) == [("Starry", False), ("Styled: Starry", True), ("Photo", False)]
     assert names(run["after_undo"]) == names(run["before"]), "one Ctrl+Z must take the whole change back"
     assert names(run["after_second_undo"]) == names(run["before"])
     assert names(run["after_redo"]) == names(run["after"])
 
 
-def test_interactive_cancel_leaves_image_as_it_was(gui):
+def test_interactive_cancel_ends_the_engine_fast(gui):
+    """Cancel with an engine that ignores end of input and SIGTERM: the image as it was, the engine gone in 5 s."""
     run = gui["results"].get("cancel")
     assert run is not None, gui["report"]
     assert run.get("status") == "cancel", f"{run}\n{gui['report']}"
     assert names(run["after"]) == names(run["before"])
+    assert driver_step(gui, "cancel", "stopped")["stop_s"] < 5.0
     # the live preview was shown, then removed, and left no undo step behind
     assert "nst-keras: preview layer created" in gui["log"] and "nst-keras: preview layer removed" in gui["log"]
     assert names(run["after_undo"]) == [("Starry", False), ("Photo", False)]  # Ctrl+Z undid the previous run
@@ -424,13 +551,25 @@ def test_interactive_stop_and_keep(gui):
     assert names(run["after_undo"]) == names(run["before"])
     assert names(run["after_redo"]) == names(run["after"])
     assert "nst-keras: preview layer updated" in gui["log"]
+    # every announced preview was deleted once loaded: the engine never found more than the one being read
+    done = [r for r in gui["fake"] if "max_waiting" in r]
+    assert done and all(r["previews"] >= 2 and r["max_waiting"] <= 1 for r in done), done
+
+
+def test_progress_shows_phases_and_estimate(gui):
+    """Signs of life from the first second: the phases, the planner's estimate, the engine's notices."""
+    assert "nst-keras: phase: Loading the network…" in gui["log"]
+    assert "nst-keras: estimate: This will take about 2 min" in gui["log"]  # fake_engine.ESTIMATE_S = 130
+    assert (OUTPUT_DIR / "progress-keep.png").exists()
 
 
 def test_repeat_with_last_values(gui):
-    """Filters > Repeat: no dialog, the last values and the last style layer, the progress window."""
+    """Filters > Repeat: no dialog, every last value and the last style layer, the progress window."""
     run = gui["results"].get("repeat")
-    assert run is not None, gui["report"]
+    keep = gui["results"].get("keep")
+    assert run is not None and keep is not None, gui["report"]
     assert run.get("status") == "success", f"{run}\n{gui['report']}"
     assert run["new"]["name"] == "Styled: Starry #2"
-    assert run["new"]["parasite"]["preset"] == "draft" and run["new"]["parasite"]["max_size"] == 96
+    assert run["new"]["parasite"]["options"] == keep["new"]["parasite"]["options"]
+    assert keep["new"]["parasite"]["options"] == dict(keep["new"]["parasite"]["options"], **KEEP_ARGS)
     assert names(run["after_undo"]) == names(run["before"])
