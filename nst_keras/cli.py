@@ -615,6 +615,9 @@ class _Run:
         args = self.args
         try:
             self.config = config_from_args(args).validate(num_styles=len(args.styles))
+            from .backend import select  # stdlib only: the backend is chosen before anything imports Keras
+
+            select(self.config.backend)
         except ValueError as error:
             raise ValueError(_flag_message(str(error))) from None
         if args.preview_every is not None and args.preview_every < 1:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
+from .backend.selection import CHOICES as BACKEND_CHOICES
+
 BACKBONES = ("vgg19", "vgg16")
 OPTIMIZERS = ("auto", "lbfgs", "adam")
 POOLINGS = ("max", "avg")
@@ -153,6 +155,14 @@ class StyleConfig:
     )
 
     # Resources.
+    backend: str = field(
+        default="auto",
+        metadata=_meta(
+            "Keras backend: auto (KERAS_BACKEND, else the installer's choice, else the best installed one "
+            "for this device), tensorflow, torch or jax",
+            choices=BACKEND_CHOICES,
+        ),
+    )
     precision: str = field(
         default="auto",
         metadata=_meta(
@@ -183,6 +193,7 @@ class StyleConfig:
         _choice("preset", self.preset, PRESETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("backend", self.backend, BACKEND_CHOICES)
         if self.preserve_colors is not None:
             _choice("preserve_colors", self.preserve_colors, COLOR_MODES)
         _int_at_least("max_size", self.max_size, 0)

@@ -9,6 +9,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.pop("NST_KERAS_WEIGHTS", None)
 os.environ.pop("NST_KERAS_WEIGHTS_URL", None)
 
+# The Keras backend of the whole session (and of the CLI runs it starts): NST_KERAS_TEST_BACKEND,
+# default tensorflow. scripts/test.sh runs the suite on TensorFlow, then the tests marked
+# `backends` on torch and on jax.
+TEST_BACKEND = os.environ.get("NST_KERAS_TEST_BACKEND", "").strip().lower() or "tensorflow"
+if TEST_BACKEND not in ("tensorflow", "torch", "jax"):
+    raise SystemExit(f"NST_KERAS_TEST_BACKEND: expected tensorflow, torch or jax, received {TEST_BACKEND!r}")
+os.environ["KERAS_BACKEND"] = TEST_BACKEND
+os.environ.pop("NST_KERAS_BACKEND", None)
+
 
 import pathlib  # noqa: E402
 
@@ -27,3 +36,13 @@ def sample_images():
         return np.asarray(Image.open(ROOT / "samples" / name).convert("RGB"), dtype=np.float32)
 
     return load("chelsea.png"), load("style-swirls.png")
+
+
+def pytest_report_header(config):
+    return f"Keras backend: {TEST_BACKEND} (NST_KERAS_TEST_BACKEND)"
+
+
+@pytest.fixture(scope="session")
+def test_backend():
+    """The Keras backend this session runs on."""
+    return TEST_BACKEND
