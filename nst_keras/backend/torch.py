@@ -100,6 +100,8 @@ def compile_features(features_fn, model=None):
 
 
 def to_numpy(tensor):
+    if isinstance(tensor, torch.Tensor):
+        return tensor.detach().cpu().numpy()
     return ops.convert_to_numpy(tensor)
 
 
