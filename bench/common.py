@@ -124,34 +124,22 @@ class Problem:
         self.content_targets = self.objective.content_targets(content)
         self.style_targets = self.objective.blend_grams([self.objective.style_grams(self.style)], [1.0])
         self.tv_reference = self.objective.tv_reference(content)
-        self._loss_fn = None
 
     def value_and_grad(self, image: np.ndarray):
         """(loss float, grad ndarray (H, W, 3)) for an (H, W, 3) image in 0..255."""
-        loss, grad, _ = self.objective.value_and_grad(
-            image[None], self.content_targets, self.style_targets, self.tv_reference
-        )
-        return float(loss), grad.numpy()[0]
+        return self.objective.numpy_value_and_grad(image, self.content_targets, self.style_targets, self.tv_reference)
 
     def loss(self, image: np.ndarray) -> tuple:
         """(loss, parts) of an (H, W, 3) image in 0..255, forward pass only."""
-        import tensorflow as tf
-
         from nst_keras import losses
 
-        if self._loss_fn is None:
-            obj = self.objective
-
-            @tf.function
-            def fn(x):
-                feats = obj.extractor(x)
-                return losses.total_loss(
-                    x, feats, self.content_targets, self.style_targets, obj.weights, self.tv_reference
-                )
-
-            self._loss_fn = fn
-        value, parts = self._loss_fn(tf.convert_to_tensor(np.asarray(image, np.float32)[None]))
-        return float(value), {k: float(v) for k, v in parts.items()}
+        obj = self.objective
+        image = np.asarray(image, np.float32)
+        feats = obj.features(image)  # the compiled forward pass, on any Keras backend
+        value, parts = losses.total_loss(
+            obj.tensor(image[None]), feats, self.content_targets, self.style_targets, obj.weights, self.tv_reference
+        )
+        return float(obj.to_numpy(value)), {k: float(obj.to_numpy(v)) for k, v in parts.items()}
 
 
 # The default pipeline, observed ------------------------------------------------------------------

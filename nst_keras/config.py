@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 from . import schedule
+from .backend.selection import CHOICES as BACKEND_CHOICES
 from .network import BACKBONES, CONV_LAYERS, VGG16_CONV_LAYERS, VGG19_CONV_LAYERS  # noqa: F401 - re-exported
 from .schedule import PRESET_ITERATIONS  # noqa: F401 - the presets' table, importable from here as before
 
@@ -143,6 +144,14 @@ class StyleConfig:
     )
 
     # Resources.
+    backend: str = field(
+        default="auto",
+        metadata=_meta(
+            "Keras backend: auto (KERAS_BACKEND, else the installer's choice, else the best installed one "
+            "for this device), tensorflow, torch or jax",
+            choices=BACKEND_CHOICES,
+        ),
+    )
     precision: str = field(
         default="auto",
         metadata=_meta(
@@ -173,6 +182,7 @@ class StyleConfig:
         _choice("preset", self.preset, PRESETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("backend", self.backend, BACKEND_CHOICES)
         if self.preserve_colors is not None:
             _choice("preserve_colors", self.preserve_colors, COLOR_MODES)
         _int_at_least("max_size", self.max_size, 0)

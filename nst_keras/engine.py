@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from . import planner
+from . import backend, planner
 from .config import StyleConfig
 from .network import layer_stride
 from .progress import Cancelled, Eta, Progress
@@ -80,6 +80,7 @@ def plan(content_shape, config: Optional[StyleConfig] = None, *, style_shapes=No
     """
     config = config or StyleConfig()
     config.validate(num_styles=len(style_shapes) if style_shapes else None)
+    backend.select(config.backend)  # before anything imports Keras
     h, w = (int(v) for v in tuple(content_shape)[:2])
     return planner.plan_run(config, (h, w), plan_scales(config, h, w), style_shapes, measure).to_dict()
 
@@ -108,6 +109,7 @@ def stylize(
     if not styles:
         raise ValueError("styles: expected at least one style image, received none")
     config.validate(num_styles=len(styles))
+    backend.select(config.backend)  # before anything imports Keras
 
     content = as_float_image(content, "content image")
     content_rgb, alpha = content[..., :3], (content[..., 3] if content.shape[-1] == 4 else None)
@@ -235,8 +237,7 @@ class RunContext:
         method, levels, rate = config.optimizer_at(scale_index)
 
         def value_and_grad(img):
-            loss, grad, _ = objective.value_and_grad(img[None], content_targets, style_targets, tv_ref)
-            return float(loss), grad.numpy()[0]
+            return objective.numpy_value_and_grad(img, content_targets, style_targets, tv_ref)
 
         return minimize(
             value_and_grad,
@@ -284,8 +285,6 @@ def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> 
     """The style image's Gram matrices: in one piece, or accumulated over windows when it is too large."""
     if window_pixels is None:
         return objective.style_grams(style)
-    import tensorflow as tf
-
     from .tiling import gram_windows
 
     h, w = style.shape[:2]
@@ -296,7 +295,7 @@ def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> 
         for name in objective.style_layers:
             s = layer_stride(name)
             core = feats[name][0, (cy0 - wy0) // s : (cy1 - wy0) // s, (cx0 - wx0) // s : (cx1 - wx0) // s]
-            f = np.asarray(core).reshape(-1, core.shape[-1])
+            f = objective.to_numpy(core).reshape(-1, core.shape[-1])
             sums[name] = sums.get(name, 0.0) + (f.T @ f).astype(np.float64)
             del core, f
         del feats
@@ -304,13 +303,13 @@ def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> 
     for name in objective.style_layers:
         s = layer_stride(name)
         positions = max(1, (h // s) * (w // s))
-        out[name] = tf.constant((sums[name] / positions).astype(np.float32))
+        out[name] = objective.tensor(sums[name] / positions)
     return out
 
 
 def _tv_reference(image: np.ndarray):
     """The image's total variation (as losses.total_variation, floored at 1), in row chunks: no full-size copies."""
-    import tensorflow as tf
+    from .gradient import Objective
 
     h, w = image.shape[:2]
     dy = dx = 0.0
@@ -321,7 +320,7 @@ def _tv_reference(image: np.ndarray):
         own = block[: min(rows, h - y)]
         dx += float(np.sum(np.square(own[:, 1:] - own[:, :-1])))
     value = dy / max(1, (h - 1) * w * 3) + dx / max(1, h * (w - 1) * 3)
-    return tf.constant(max(value, 1.0), tf.float32)
+    return Objective.tensor(max(value, 1.0))
 
 
 def _optimize_tiles(run: RunContext, sp, index: int, content_s, x, style_targets, tv_ref):

@@ -1,17 +1,17 @@
 """The objective's value and its gradient with respect to the image.
 
-This is the one backend-specific piece (TensorFlow's GradientTape inside a tf.function);
-everything else uses keras.ops. The compiled function takes the image and all targets as
-arguments with unknown height and width, so a new image size or a new tile does not
-retrace it.
+The loss is written with keras.ops (losses.py); what differs per Keras backend (TensorFlow's
+GradientTape in a tf.function, torch.autograd, jax.jit(jax.value_and_grad)) lives behind the
+seam in nst_keras/backend/. The compiled function takes the image and all targets as
+arguments, so a new image size or a new tile needs no new objective.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from . import losses
+from . import backend, losses
 from .features import FeatureExtractor
 
 
@@ -36,20 +36,13 @@ class Objective:
             "style_total": float(style_weight),
             "tv": float(tv_weight),
         }
-        c_spec = {name: tf.TensorSpec([1, None, None, None], tf.float32) for name in self.content_layers}
-        s_spec = {name: tf.TensorSpec([None, None], tf.float32) for name in self.style_layers}
-        self._value_and_grad = tf.function(
-            self._value_and_grad_eager,
-            input_signature=[
-                tf.TensorSpec([1, None, None, 3], tf.float32),
-                c_spec,
-                s_spec,
-                tf.TensorSpec([], tf.float32),
-            ],
+        self._seam = backend.seam()
+        model = extractor.model
+        self._value_and_grad = self._seam.compile_value_and_grad(
+            self._loss, model, self.content_layers, self.style_layers
         )
-        self._features = tf.function(
-            lambda image: self.extractor(image), input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)]
-        )
+        self._value_and_grad_eager = self._seam.uncompiled_value_and_grad(self._loss, model)
+        self._features = self._seam.compile_features(self.extractor, model)
 
     # Targets -------------------------------------------------------------------------
 
@@ -67,7 +60,7 @@ class Objective:
 
     def features(self, image: np.ndarray) -> dict:
         """Features of an (H, W, 3) image, as tensors keyed by layer name."""
-        return self._features(tf.convert_to_tensor(image[None], tf.float32))
+        return self._features(np.asarray(image, np.float32)[None])
 
     def content_targets(self, content: np.ndarray) -> dict:
         feats = self.features(content)
@@ -80,25 +73,54 @@ class Objective:
     @staticmethod
     def blend_grams(grams: list, blend: list) -> dict:
         """Weighted sum of several styles' Gram matrices (the blend weights sum to 1)."""
-        return {name: tf.add_n([w * g[name] for g, w in zip(grams, blend)]) for name in grams[0]}
+        out = {}
+        for name in grams[0]:
+            total = None
+            for g, w in zip(grams, blend):
+                term = g[name] * float(w)
+                total = term if total is None else total + term
+            out[name] = total
+        return out
 
     @staticmethod
-    def tv_reference(content: np.ndarray) -> tf.Tensor:
-        value = losses.total_variation(tf.convert_to_tensor(content[None], tf.float32))
-        return tf.maximum(value, 1.0)  # a flat image still gets a sensible scale
+    def tensor(array) -> object:
+        """A float32 array as a tensor of the backend in use (for targets computed outside the network)."""
+        return ops.convert_to_tensor(np.asarray(array, np.float32))
+
+    @staticmethod
+    def tv_reference(content: np.ndarray):
+        value = losses.total_variation(ops.convert_to_tensor(np.asarray(content, np.float32)[None]))
+        return ops.maximum(value, 1.0)  # a flat image still gets a sensible scale
 
     # Value and gradient ------------------------------------------------------------------
 
-    def _value_and_grad_eager(self, image, content_targets, style_targets, tv_reference):
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            feats = self.extractor(image)
-            loss, parts = losses.total_loss(image, feats, content_targets, style_targets, self.weights, tv_reference)
-        grad = tape.gradient(loss, image)
-        return loss, grad, parts
+    def _loss(self, image, content_targets, style_targets, tv_reference):
+        feats = self.extractor(image)
+        return losses.total_loss(image, feats, content_targets, style_targets, self.weights, tv_reference)
 
     def value_and_grad(self, image, content_targets, style_targets, tv_reference):
-        """(loss, gradient, parts) for an image tensor or array of shape (1, H, W, 3)."""
-        return self._value_and_grad(
-            tf.convert_to_tensor(image, tf.float32), content_targets, style_targets, tv_reference
-        )
+        """(loss, gradient, parts) as backend tensors for an image array or tensor of shape (1, H, W, 3).
+
+        The framework's out-of-memory error becomes backend.OutOfMemory (a MemoryError) with a clear message.
+        """
+        try:
+            return self._value_and_grad(image, content_targets, style_targets, tv_reference)
+        except Exception as error:
+            oom = backend.out_of_memory(error, f"a gradient evaluation at {_wxh(image)} px")
+            if oom is None:
+                raise
+            raise oom from error
+
+    def numpy_value_and_grad(self, image: np.ndarray, content_targets, style_targets, tv_reference) -> tuple:
+        """(loss as a float, gradient as a float32 (H, W, 3) array) for an (H, W, 3) image array."""
+        batch = np.asarray(image, np.float32)[None]
+        loss, grad, _ = self.value_and_grad(batch, content_targets, style_targets, tv_reference)
+        return float(self._seam.to_numpy(loss)), np.asarray(self._seam.to_numpy(grad), np.float32)[0]
+
+    def to_numpy(self, tensor) -> np.ndarray:
+        return self._seam.to_numpy(tensor)
+
+
+def _wxh(image) -> str:
+    shape = tuple(image.shape)
+    return f"{shape[-2]}x{shape[-3]}"

@@ -13,12 +13,19 @@ bench/bench_optimizers.py compares them).
 The optimiser sees one flat float32 vector holding all levels (about 4/3 of the pixel count).
 `compose` maps it to the image, `pull_back` maps the image's gradient to the vector's gradient
 (the adjoint of compose, so the pair is exact: <pull_back(g), v> == <g, compose(v) - base>).
+
+The maps are linear and separable: upsampling a level is one sparse interpolation matrix per
+axis (two taps a row, half-pixel centres: what keras.ops.image.resize's "bilinear" computes on
+every backend), and the pull-back applies the transposed matrices. They run in numpy/scipy on
+the host, where the optimiser's vector lives, so they are the same on every Keras backend.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
-import tensorflow as tf
+from scipy import sparse
 
 MIN_LEVEL_SIDE = 8  # coarser levels than this would hold a handful of numbers: no use
 
@@ -34,20 +41,45 @@ def level_shapes(height: int, width: int, levels: int) -> list:
     return shapes
 
 
-@tf.function(reduce_retracing=True)
-def _upsample_sum(levels, height, width):
-    total = levels[0]
-    for level in levels[1:]:
-        total = total + tf.image.resize(level[None], (height, width), "bilinear")[0]
-    return total
+@lru_cache(maxsize=64)
+def interpolation_matrix(size_out: int, size_in: int) -> sparse.csr_matrix:
+    """(size_out, size_in) bilinear resampling along one axis: half-pixel centres, edges clamped."""
+    src = (np.arange(size_out, dtype=np.float64) + 0.5) * (size_in / size_out) - 0.5
+    src = np.clip(src, 0.0, size_in - 1)
+    low = np.floor(src).astype(np.int64)
+    high = np.minimum(low + 1, size_in - 1)
+    frac = src - low
+    rows = np.repeat(np.arange(size_out), 2)
+    cols = np.stack([low, high], axis=1).reshape(-1)
+    vals = np.stack([1.0 - frac, frac], axis=1).reshape(-1).astype(np.float32)
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(size_out, size_in), dtype=np.float32)
 
 
-@tf.function(reduce_retracing=True)
-def _upsample_adjoint(levels, grad):
-    with tf.GradientTape() as tape:
-        tape.watch(levels)
-        total = _upsample_sum(levels, tf.shape(grad)[0], tf.shape(grad)[1])
-    return tape.gradient(total, levels, output_gradients=grad)
+@lru_cache(maxsize=64)
+def _transposed(size_out: int, size_in: int) -> sparse.csr_matrix:
+    return interpolation_matrix(size_out, size_in).T.tocsr()
+
+
+def _along(matrix, array: np.ndarray, axis: int) -> np.ndarray:
+    """`matrix` applied to `array` along `axis` (0 or 1)."""
+    if axis == 0:
+        out = matrix @ array.reshape(array.shape[0], -1)
+        return np.asarray(out, np.float32).reshape((matrix.shape[0],) + array.shape[1:])
+    moved = np.ascontiguousarray(np.swapaxes(array, 0, 1))
+    out = np.asarray(matrix @ moved.reshape(moved.shape[0], -1), np.float32)
+    return np.ascontiguousarray(np.swapaxes(out.reshape((matrix.shape[0],) + moved.shape[1:]), 0, 1))
+
+
+def upsample(level: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An (h, w, C) level resized to (height, width, C), bilinear."""
+    rows = _along(interpolation_matrix(height, level.shape[0]), np.ascontiguousarray(level, np.float32), 0)
+    return _along(interpolation_matrix(width, level.shape[1]), rows, 1)
+
+
+def upsample_adjoint(grad: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The adjoint of upsample: an (H, W, C) gradient pulled back to an (height, width, C) level."""
+    rows = _along(_transposed(grad.shape[0], height), np.ascontiguousarray(grad, np.float32), 0)
+    return _along(_transposed(grad.shape[1], width), rows, 1)
 
 
 class Pyramid:
@@ -71,22 +103,24 @@ class Pyramid:
 
     def _split(self, flat: np.ndarray) -> list:
         bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes)
-        return [tf.constant(flat[a:b].reshape(shape)) for a, b, shape in bounds]
+        return [flat[a:b].reshape(shape) for a, b, shape in bounds]
 
     def compose(self, flat: np.ndarray) -> np.ndarray:
         """The (H, W, 3) image of a vector."""
-        if len(self.shapes) == 1:
-            return self.base + flat.reshape(self.shapes[0])
+        levels = self._split(np.asarray(flat, np.float32))
         h, w = self.shapes[0][:2]
-        return self.base + _upsample_sum(self._split(flat), h, w).numpy()
+        image = self.base + levels[0]
+        for level in levels[1:]:
+            image += upsample(level, h, w)
+        return image
 
     def pull_back(self, grad: np.ndarray) -> np.ndarray:
         """The gradient with respect to the vector, from the gradient with respect to the image."""
         grad = np.ascontiguousarray(grad, dtype=np.float32)
-        if len(self.shapes) == 1:
-            return grad.reshape(-1)
-        grads = _upsample_adjoint(self._split(self.zeros()), tf.constant(grad))
-        return np.concatenate([np.asarray(g).reshape(-1) for g in grads])
+        parts = [grad.reshape(-1)]
+        for h, w, _ in self.shapes[1:]:
+            parts.append(upsample_adjoint(grad, h, w).reshape(-1))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
     def absorb_clip(self, flat: np.ndarray, low: float = 0.0, high: float = 255.0) -> None:
         """Change the finest level (in place) so the vector's image lies in low..high everywhere."""

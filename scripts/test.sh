@@ -12,11 +12,26 @@ echo "test: mypy"
 .venv/bin/python -m mypy  # settings in pyproject.toml: nst_keras, lenient
 echo "test: pytest"
 set +e
-.venv/bin/python -m pytest "$@"
+NST_KERAS_TEST_BACKEND=tensorflow .venv/bin/python -m pytest "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then
     echo "test: pytest collected no tests" >&2
     exit 1
 fi
-exit $rc
+if [[ $rc -ne 0 || $# -gt 0 ]]; then  # a failure, or a chosen selection: no backend runs
+    exit $rc
+fi
+# The tests marked `backends` (tests/conftest.py BACKEND_SUBSET, tests/test_backends.py) again on
+# PyTorch and on JAX: the same engine, CLI and weights on every Keras backend.
+for backend in torch jax; do
+    echo "test: pytest -m backends on $backend"
+    set +e
+    NST_KERAS_TEST_BACKEND=$backend .venv/bin/python -m pytest -m backends -q
+    rc=$?
+    set -e
+    if [[ $rc -ne 0 ]]; then
+        exit $rc
+    fi
+done
+exit 0

@@ -105,6 +105,9 @@ class StylizeCommand:
         args = self.args
         try:
             self.config = config_from_args(args).validate(num_styles=len(args.styles))
+            from ..backend import select  # stdlib only: the backend is chosen before anything imports Keras
+
+            select(self.config.backend)
         except ValueError as error:
             raise ValueError(flag_message(str(error))) from None
         if args.preview_every is not None and args.preview_every < 1:

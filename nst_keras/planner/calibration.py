@@ -36,7 +36,7 @@ def cache_dir() -> str:
 
 
 def calibration_key(config: StyleConfig, device_name: str, dtype: str) -> str:
-    import tensorflow as tf
+    from .. import backend
 
     deepest = deepest_layer(config.backbone, config.content_layers + config.style_layers)
     parts = (
@@ -46,7 +46,7 @@ def calibration_key(config: StyleConfig, device_name: str, dtype: str) -> str:
         config.pooling,
         dtype,
         allocator_mode() if device_name.startswith("CPU") else "gpu",
-        f"tf{tf.__version__}",
+        backend.seam().version_tag(),
         f"v{CALIBRATION_VERSION}",
     )
     return "|".join(parts)
@@ -227,26 +227,18 @@ def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:
 
 def _sync(tensor) -> None:
     """Wait for a tensor's value (GPU work is asynchronous)."""
-    try:
-        tensor.numpy()
-    except AttributeError:
-        pass
+    from .. import backend
+
+    backend.seam().sync(tensor)
 
 
 def _reset_gpu_stats() -> None:
-    import tensorflow as tf
+    from .. import backend
 
-    try:
-        tf.config.experimental.reset_memory_stats("GPU:0")
-    except (ValueError, RuntimeError):
-        pass
+    backend.seam().reset_peak_memory()
 
 
 def _gpu_peak_bytes() -> float:
-    import tensorflow as tf
+    from .. import backend
 
-    try:
-        info = tf.config.experimental.get_memory_info("GPU:0")
-        return float(info["peak"] - info["current"])
-    except (ValueError, RuntimeError, KeyError):
-        return 0.0
+    return backend.seam().peak_memory_bytes()
