@@ -21,6 +21,13 @@ COLOR_MODES = ("luminance", "histogram")
 INIT_MODES = ("content", "noise")  # anything else is an image file path
 PRECISIONS = ("auto", "float32", "mixed")
 PRESETS = ("draft", "normal", "high")
+STYLE_LOSSES = ("gram", "mean_cov")
+
+# Style strength: 50 is the balance of content_weight and style_weight as set; each 25 more
+# (or less) multiplies (or divides) the style's weight by 10, so 0..100 spans
+# 1/100 .. 100 times the style weight on a log scale.
+STRENGTH_DEFAULT = 50.0
+STRENGTH_PER_DECADE = 25.0
 
 # Layer names of the two backbones (Keras's own names).
 VGG19_CONV_LAYERS = tuple(
@@ -96,13 +103,34 @@ class StyleConfig:
 
     # The loss.
     content_weight: float = field(default=1.0, metadata=_meta("how much the content is kept", metavar="W"))
-    style_weight: float = field(default=10.0, metadata=_meta("how strongly the style is applied", metavar="W"))
+    style_weight: float = field(
+        default=10.0,
+        metadata=_meta("the style term's weight, before strength (an expert setting)", metavar="W"),
+    )
+    strength: float = field(
+        default=STRENGTH_DEFAULT,
+        metadata=_meta(
+            "style strength from 0 (the photo, barely touched) to 100 (the style dominates); "
+            f"{STRENGTH_DEFAULT:g}: the default balance. Each {STRENGTH_PER_DECADE:g} more multiplies the style "
+            "weight by 10 (the effective style weight is style_weight x 10^((strength - "
+            f"{STRENGTH_DEFAULT:g}) / {STRENGTH_PER_DECADE:g}))",
+            metavar="S",
+        ),
+    )
     tv_weight: float = field(default=1.0, metadata=_meta("smoothness (total variation) weight", metavar="W"))
     content_layers: tuple = field(
         default=("block5_conv2",), metadata=_meta("network layers that define the content", nargs="+", metavar="LAYER")
     )
     style_layers: tuple = field(
         default=DEFAULT_STYLE_LAYERS, metadata=_meta("network layers that define the style", nargs="+", metavar="LAYER")
+    )
+    style_loss: str = field(
+        default="gram",
+        metadata=_meta(
+            "the style statistic matched per layer: gram (Gram matrices, Gatys et al.) or mean_cov "
+            "(the features' mean and covariance)",
+            choices=STYLE_LOSSES,
+        ),
     )
     style_layer_weights: Optional[tuple] = field(
         default=None, metadata=_meta("weight of each style layer (default: equal)", nargs="+", metavar="W")
@@ -183,6 +211,7 @@ class StyleConfig:
         _choice("preset", self.preset, PRESETS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("style_loss", self.style_loss, STYLE_LOSSES)
         if self.preserve_colors is not None:
             _choice("preserve_colors", self.preserve_colors, COLOR_MODES)
         _int_at_least("max_size", self.max_size, 0)
@@ -198,6 +227,12 @@ class StyleConfig:
         for name in ("content_weight", "style_weight", "tv_weight"):
             _non_negative(name, getattr(self, name))
         _positive("style_scale", self.style_scale)
+        if (
+            not isinstance(self.strength, (int, float))
+            or isinstance(self.strength, bool)
+            or not 0 <= self.strength <= 100
+        ):
+            raise ValueError(f"strength: expected a number from 0 to 100, received {self.strength!r}")
         if self.learning_rate is not None:
             _positive("learning_rate", self.learning_rate)
         if self.memory_limit is not None:
@@ -277,6 +312,10 @@ class StyleConfig:
         if rate is None:
             rate = PYRAMID_LEARNING_RATE if levels > 1 else PIXEL_LEARNING_RATE
         return OptimizerSettings(method, int(levels), float(rate))
+
+    def effective_style_weight(self) -> float:
+        """style_weight scaled by strength: x 10^((strength - 50) / 25), so 0 -> 1/100, 50 -> 1, 100 -> 100."""
+        return float(self.style_weight) * 10.0 ** ((float(self.strength) - STRENGTH_DEFAULT) / STRENGTH_PER_DECADE)
 
     def style_layer_weight_map(self) -> dict:
         """Normalized weight (summing to 1) of each style layer."""
