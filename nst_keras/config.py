@@ -39,6 +39,12 @@ VGG16_CONV_LAYERS = tuple(
 CONV_LAYERS = {"vgg19": VGG19_CONV_LAYERS, "vgg16": VGG16_CONV_LAYERS}
 
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+# The default recipe, chosen on the gallery (bench/recipes.py, bench/gallery.py): content at conv4_2
+# (Gatys et al.), the style's mean and covariance with shallow layers weighted most (crowsonkb's
+# style-transfer-pytorch). Content at block5_conv2 with equal-weight Gram matrices (the old
+# default) lost the subject in most cells. The layer names exist in VGG19 and VGG16.
+DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+DEFAULT_STYLE_LAYER_WEIGHTS = (256.0, 64.0, 16.0, 4.0, 1.0)
 
 # Quality presets: iterations at the first (smallest) scale, and at the last (full) one;
 # scales in between are interpolated geometrically. Most of the work happens at low
@@ -119,13 +125,14 @@ class StyleConfig:
     )
     tv_weight: float = field(default=1.0, metadata=_meta("smoothness (total variation) weight", metavar="W"))
     content_layers: tuple = field(
-        default=("block5_conv2",), metadata=_meta("network layers that define the content", nargs="+", metavar="LAYER")
+        default=DEFAULT_CONTENT_LAYERS,
+        metadata=_meta("network layers that define the content", nargs="+", metavar="LAYER"),
     )
     style_layers: tuple = field(
         default=DEFAULT_STYLE_LAYERS, metadata=_meta("network layers that define the style", nargs="+", metavar="LAYER")
     )
     style_loss: str = field(
-        default="gram",
+        default="mean_cov",
         metadata=_meta(
             "the style statistic matched per layer: gram (Gram matrices, Gatys et al.) or mean_cov "
             "(the features' mean and covariance)",
@@ -133,7 +140,13 @@ class StyleConfig:
         ),
     )
     style_layer_weights: Optional[tuple] = field(
-        default=None, metadata=_meta("weight of each style layer (default: equal)", nargs="+", metavar="W")
+        default=DEFAULT_STYLE_LAYER_WEIGHTS,
+        metadata=_meta(
+            "weight of each style layer, normalised to sum 1 (default: 256 64 16 4 1, the shallow layers' fine "
+            "texture first, as crowsonkb/style-transfer-pytorch; with other --style-layers, each layer 4x the next)",
+            nargs="+",
+            metavar="W",
+        ),
     )
     style_blend: Optional[tuple] = field(
         default=None, metadata=_meta("blend weight of each style image (default: equal)", nargs="+", metavar="W")
@@ -253,7 +266,7 @@ class StyleConfig:
                         f"{name}: unknown layer {layer!r} for backbone {self.backbone}; "
                         f"expected one of {', '.join(known)}"
                     )
-        if self.style_layer_weights is not None:
+        if self.style_layer_weights is not None and not self._default_layer_weights_for_other_layers():
             _weights_list("style_layer_weights", self.style_layer_weights, len(self.style_layers), "style layers")
         if self.style_blend is not None and num_styles is not None:
             _weights_list("style_blend", self.style_blend, num_styles, "style images")
@@ -320,6 +333,8 @@ class StyleConfig:
     def style_layer_weight_map(self) -> dict:
         """Normalized weight (summing to 1) of each style layer."""
         raw = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        if self._default_layer_weights_for_other_layers():  # the default's 4:1 ratios, first layer largest
+            raw = tuple(4.0 ** (len(self.style_layers) - 1 - i) for i in range(len(self.style_layers)))
         total = float(sum(raw))
         return {layer: float(w) / total for layer, w in zip(self.style_layers, raw)}
 
@@ -328,6 +343,12 @@ class StyleConfig:
         raw = self.style_blend or (1.0,) * num_styles
         total = float(sum(raw))
         return [float(w) / total for w in raw]
+
+    def _default_layer_weights_for_other_layers(self) -> bool:
+        """True when style_layer_weights is the default but style_layers has another number of layers."""
+        return self.style_layer_weights == DEFAULT_STYLE_LAYER_WEIGHTS and len(self.style_layers) != len(
+            DEFAULT_STYLE_LAYER_WEIGHTS
+        )
 
     def resolved_weights(self) -> Optional[str]:
         """The weights setting, with NST_KERAS_WEIGHTS as the fallback for None."""

@@ -126,3 +126,20 @@ def test_default_style_layers_and_content_layers_exist_in_both_backbones():
     for backbone in ("vgg19", "vgg16"):
         dataclasses.replace(cfg, backbone=backbone).validate()
         assert set(cfg.content_layers + cfg.style_layers) <= set(CONV_LAYERS[backbone])
+
+
+def test_default_layer_weights_follow_other_style_layers_at_the_same_ratios():
+    cfg = StyleConfig(style_layers=("block1_conv1", "block2_conv1", "block4_conv1")).validate()
+    w = cfg.style_layer_weight_map()
+    assert w == pytest.approx({"block1_conv1": 16 / 21, "block2_conv1": 4 / 21, "block4_conv1": 1 / 21})
+    with pytest.raises(ValueError, match="style_layer_weights: expected 3 weights"):
+        dataclasses.replace(cfg, style_layer_weights=(1.0, 2.0)).validate()
+
+
+def test_the_default_recipe_is_the_one_the_gallery_chose():
+    cfg = StyleConfig()
+    assert cfg.content_layers == ("block4_conv2",)
+    assert cfg.style_loss == "mean_cov"
+    weights = cfg.style_layer_weight_map()
+    assert list(weights.values()) == pytest.approx([256 / 341, 64 / 341, 16 / 341, 4 / 341, 1 / 341])
+    assert cfg.strength == 50.0 and cfg.effective_style_weight() == cfg.style_weight
