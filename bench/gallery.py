@@ -112,15 +112,22 @@ def render(recipe: str, config, photo: str, style: str, log=print) -> tuple:
     return result, record
 
 
-def render_all(recipe: str, config, photos=None, styles=None, log=print) -> dict:
+def cell_order(photos=None, styles=None) -> list:
+    """Every (photo, style), in diagonals: the first len(PHOTOS) cells give each photo and each style one cell."""
+    ps = [p for p, _, _ in PHOTOS if not photos or p in photos]
+    ss = [s for s, _, _ in STYLES if not styles or s in styles]
+    return [(ps[i], ss[(i + k) % len(ss)]) for k in range(len(ss)) for i in range(len(ps))]
+
+
+def render_all(recipe: str, config, photos=None, styles=None, log=print, cached_only=False) -> dict:
+    """Render (or take from the cache) every cell; with cached_only, only the cells already rendered."""
     cells = {}
-    for photo, _, _ in PHOTOS:
-        if photos and photo not in photos:
+    for photo, style in cell_order(photos, styles):
+        stem = f"{photo}-{style}-{_key(config, photo, style)}"
+        if cached_only and not (OUT / recipe / f"{stem}.json").exists():
+            log(f"{recipe:>12} {photo:>10} {style:>9} not rendered yet")
             continue
-        for style, _, _ in STYLES:
-            if styles and style not in styles:
-                continue
-            cells[(photo, style)] = render(recipe, config, photo, style, log)
+        cells[(photo, style)] = render(recipe, config, photo, style, log)
     return cells
 
 
@@ -204,9 +211,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sheet", default=str(ROOT / "docs" / "gallery.png"))
     parser.add_argument("--photos", nargs="*")
     parser.add_argument("--styles", nargs="*")
+    parser.add_argument("--cached-only", action="store_true", help="lay out only the cells already rendered")
     args = parser.parse_args(argv)
     config = recipes.config_for(args.recipe, args.size)
-    cells = render_all(args.recipe, config, args.photos, args.styles, log=lambda m: print(m, flush=True))
+    cells = render_all(
+        args.recipe, config, args.photos, args.styles, log=lambda m: print(m, flush=True), cached_only=args.cached_only
+    )
     print(table(cells))
     print(json.dumps(summary(cells)))
     title = (
