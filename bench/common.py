@@ -108,14 +108,7 @@ class Problem:
         cfg = self.config
         layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
         self.extractor = extractor or cached_extractor(cfg.backbone, layers, cfg.pooling, cfg.weights, "float32")
-        self.objective = Objective(
-            self.extractor,
-            cfg.content_layers,
-            cfg.style_layer_weight_map(),
-            cfg.content_weight,
-            cfg.style_weight,
-            cfg.tv_weight,
-        )
+        self.objective = Objective.from_config(self.extractor, cfg)  # the engine's own objective, style term included
         h, w = content.shape[:2]
         self.size = (h, w)
         self.content = content

@@ -30,8 +30,21 @@ COLOR_MODES = ("luminance", "histogram")
 INIT_MODES = ("content", "noise")  # anything else is an image file path
 PRECISIONS = ("auto", "float32", "mixed")
 PRESETS = tuple(PRESET_ITERATIONS)  # draft, normal, high
+STYLE_LOSSES = ("gram", "mean_cov")
+
+# Style strength: 50 is the balance of content_weight and style_weight as set; each 25 more
+# (or less) multiplies (or divides) the style's weight by 10, so 0..100 spans
+# 1/100 .. 100 times the style weight on a log scale.
+STRENGTH_DEFAULT = 50.0
+STRENGTH_PER_DECADE = 25.0
 
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+# The default recipe, chosen on the gallery (bench/recipes.py, bench/gallery.py): content at conv4_2
+# (Gatys et al.), the style's mean and covariance with shallow layers weighted most (crowsonkb's
+# style-transfer-pytorch). Content at block5_conv2 with equal-weight Gram matrices (the old
+# default) lost the subject in most cells. The layer names exist in VGG19 and VGG16.
+DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+DEFAULT_STYLE_LAYER_WEIGHTS = (256.0, 64.0, 16.0, 4.0, 1.0)
 
 # The optimiser per scale (see StyleConfig.optimizer_at): measured with bench/bench_optimizers.py.
 # From the photo, Adam on a 6-level pyramid gets furthest per step; from an upscaled coarser
@@ -87,16 +100,44 @@ class StyleConfig:
 
     # The loss.
     content_weight: float = field(default=1.0, metadata=_meta("how much the content is kept", metavar="W"))
-    style_weight: float = field(default=10.0, metadata=_meta("how strongly the style is applied", metavar="W"))
+    style_weight: float = field(
+        default=10.0,
+        metadata=_meta("the style term's weight, before strength (an expert setting)", metavar="W"),
+    )
+    strength: float = field(
+        default=STRENGTH_DEFAULT,
+        metadata=_meta(
+            "style strength from 0 (the photo, barely touched) to 100 (the style dominates); "
+            f"{STRENGTH_DEFAULT:g}: the default balance. Each {STRENGTH_PER_DECADE:g} more multiplies the style "
+            "weight by 10 (the effective style weight is style_weight x 10^((strength - "
+            f"{STRENGTH_DEFAULT:g}) / {STRENGTH_PER_DECADE:g}))",
+            metavar="S",
+        ),
+    )
     tv_weight: float = field(default=1.0, metadata=_meta("smoothness (total variation) weight", metavar="W"))
     content_layers: tuple = field(
-        default=("block5_conv2",), metadata=_meta("network layers that define the content", nargs="+", metavar="LAYER")
+        default=DEFAULT_CONTENT_LAYERS,
+        metadata=_meta("network layers that define the content", nargs="+", metavar="LAYER"),
     )
     style_layers: tuple = field(
         default=DEFAULT_STYLE_LAYERS, metadata=_meta("network layers that define the style", nargs="+", metavar="LAYER")
     )
+    style_loss: str = field(
+        default="mean_cov",
+        metadata=_meta(
+            "the style statistic matched per layer: gram (Gram matrices, Gatys et al.) or mean_cov "
+            "(the features' mean and covariance)",
+            choices=STYLE_LOSSES,
+        ),
+    )
     style_layer_weights: Optional[tuple] = field(
-        default=None, metadata=_meta("weight of each style layer (default: equal)", nargs="+", metavar="W")
+        default=DEFAULT_STYLE_LAYER_WEIGHTS,
+        metadata=_meta(
+            "weight of each style layer, normalised to sum 1 (default: 256 64 16 4 1, the shallow layers' fine "
+            "texture first, as crowsonkb/style-transfer-pytorch; with other --style-layers, each layer 4x the next)",
+            nargs="+",
+            metavar="W",
+        ),
     )
     style_blend: Optional[tuple] = field(
         default=None, metadata=_meta("blend weight of each style image (default: equal)", nargs="+", metavar="W")
@@ -183,6 +224,7 @@ class StyleConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("backend", self.backend, BACKEND_CHOICES)
+        _choice("style_loss", self.style_loss, STYLE_LOSSES)
         if self.preserve_colors is not None:
             _choice("preserve_colors", self.preserve_colors, COLOR_MODES)
         _int_at_least("max_size", self.max_size, 0)
@@ -198,6 +240,12 @@ class StyleConfig:
         for name in ("content_weight", "style_weight", "tv_weight"):
             _non_negative(name, getattr(self, name))
         _positive("style_scale", self.style_scale)
+        if (
+            not isinstance(self.strength, (int, float))
+            or isinstance(self.strength, bool)
+            or not 0 <= self.strength <= 100
+        ):
+            raise ValueError(f"strength: expected a number from 0 to 100, received {self.strength!r}")
         if self.learning_rate is not None:
             _positive("learning_rate", self.learning_rate)
         if self.memory_limit is not None:
@@ -218,7 +266,7 @@ class StyleConfig:
                         f"{name}: unknown layer {layer!r} for backbone {self.backbone}; "
                         f"expected one of {', '.join(known)}"
                     )
-        if self.style_layer_weights is not None:
+        if self.style_layer_weights is not None and not self._default_layer_weights_for_other_layers():
             _shares("style_layer_weights", self.style_layer_weights, len(self.style_layers), "style layers")
         if self.style_blend is not None and num_styles is not None:
             _shares("style_blend", self.style_blend, num_styles, "style images")
@@ -260,9 +308,15 @@ class StyleConfig:
             rate = PYRAMID_LEARNING_RATE if levels > 1 else PIXEL_LEARNING_RATE
         return OptimizerSettings(method, int(levels), float(rate))
 
+    def effective_style_weight(self) -> float:
+        """style_weight scaled by strength: x 10^((strength - 50) / 25), so 0 -> 1/100, 50 -> 1, 100 -> 100."""
+        return float(self.style_weight) * 10.0 ** ((float(self.strength) - STRENGTH_DEFAULT) / STRENGTH_PER_DECADE)
+
     def style_layer_weight_map(self) -> dict:
         """Normalized weight (summing to 1) of each style layer."""
         raw = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        if self._default_layer_weights_for_other_layers():  # the default's 4:1 ratios, first layer largest
+            raw = tuple(4.0 ** (len(self.style_layers) - 1 - i) for i in range(len(self.style_layers)))
         total = float(sum(raw))
         return {layer: float(w) / total for layer, w in zip(self.style_layers, raw)}
 
@@ -271,6 +325,12 @@ class StyleConfig:
         raw = self.style_blend or (1.0,) * num_styles
         total = float(sum(raw))
         return [float(w) / total for w in raw]
+
+    def _default_layer_weights_for_other_layers(self) -> bool:
+        """True when style_layer_weights is the default but style_layers has another number of layers."""
+        return self.style_layer_weights == DEFAULT_STYLE_LAYER_WEIGHTS and len(self.style_layers) != len(
+            DEFAULT_STYLE_LAYER_WEIGHTS
+        )
 
     def resolved_weights(self) -> Optional[str]:
         """The weights setting, with NST_KERAS_WEIGHTS as the fallback for None."""

@@ -297,13 +297,18 @@ def _style_grams(objective, style: np.ndarray, window_pixels: Optional[int]) -> 
             core = feats[name][0, (cy0 - wy0) // s : (cy1 - wy0) // s, (cx0 - wx0) // s : (cx1 - wx0) // s]
             f = objective.to_numpy(core).reshape(-1, core.shape[-1])
             sums[name] = sums.get(name, 0.0) + (f.T @ f).astype(np.float64)
+            if objective.style_loss == "mean_cov":  # losses.moments(): the mean row above the Gram
+                sums[name + "/mean"] = sums.get(name + "/mean", 0.0) + f.sum(axis=0, dtype=np.float64)[None]
             del core, f
         del feats
     out = {}
     for name in objective.style_layers:
         s = layer_stride(name)
         positions = max(1, (h // s) * (w // s))
-        out[name] = objective.tensor(sums[name] / positions)
+        stat = sums[name] / positions
+        if objective.style_loss == "mean_cov":
+            stat = np.concatenate([sums[name + "/mean"] / positions, stat], axis=0)
+        out[name] = objective.tensor(stat)
     return out
 
 

@@ -26,8 +26,10 @@ class Objective:
         content_weight: float,
         style_weight: float,
         tv_weight: float,
+        style_loss: str = "gram",
     ):
         self.extractor = extractor
+        self.style_loss = style_loss
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layer_weights)
         self.weights = {
@@ -35,6 +37,7 @@ class Objective:
             "style": dict(style_layer_weights),
             "style_total": float(style_weight),
             "tv": float(tv_weight),
+            "style_loss": style_loss,
         }
         self._seam = backend.seam()
         model = extractor.model
@@ -54,8 +57,9 @@ class Objective:
             config.content_layers,
             config.style_layer_weight_map(),
             config.content_weight,
-            config.style_weight,
+            config.effective_style_weight(),
             config.tv_weight,
+            config.style_loss,
         )
 
     def features(self, image: np.ndarray) -> dict:
@@ -67,8 +71,10 @@ class Objective:
         return {name: feats[name] for name in self.content_layers}
 
     def style_grams(self, style: np.ndarray) -> dict:
+        """The style targets: Gram matrices, or for style_loss 'mean_cov' losses.moments() (mean row + Gram)."""
         feats = self.features(style)
-        return {name: losses.gram(feats[name]) for name in self.style_layers}
+        statistic = losses.STYLE_TERMS[self.style_loss][0]
+        return {name: statistic(feats[name]) for name in self.style_layers}
 
     @staticmethod
     def blend_grams(grams: list, blend: list) -> dict:

@@ -35,6 +35,31 @@ def style_loss(features, target_gram):
     return relative_squared_error(gram(features), target_gram)
 
 
+# The mean-and-covariance style term (style_loss="mean_cov"): its targets are one (C + 1, C)
+# matrix per layer, the features' mean in row 0 and their Gram matrix below. Both are plain
+# averages over positions, so several styles blend, and a large style image accumulates over
+# windows, exactly as Gram matrices do; the covariance is derived from them here.
+
+
+def moments(features):
+    """(C + 1, C): the mean of features (1, H, W, C) over positions in row 0, their Gram matrix below."""
+    channels = ops.shape(features)[-1]
+    flat = ops.reshape(features, (-1, channels))
+    return ops.concatenate([ops.mean(flat, axis=0, keepdims=True), gram(features)], axis=0)
+
+
+def mean_cov_loss(features, target_moments):
+    """Relative error of the features' mean plus that of their covariance, against a moments() target."""
+    own = moments(features)
+    mean, target_mean = own[:1], target_moments[:1]
+    cov = own[1:] - ops.matmul(ops.transpose(mean), mean)
+    target_cov = target_moments[1:] - ops.matmul(ops.transpose(target_mean), target_mean)
+    return relative_squared_error(mean, target_mean) + relative_squared_error(cov, target_cov)
+
+
+STYLE_TERMS = {"gram": (gram, style_loss), "mean_cov": (moments, mean_cov_loss)}
+
+
 def total_variation(image):
     """Mean squared difference between neighbouring pixels of an (1, H, W, 3) image."""
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
@@ -47,11 +72,13 @@ def total_loss(image, features, content_targets, style_targets, weights, tv_refe
 
     features: {layer: features of `image`}; content_targets: {layer: target features};
     style_targets: {layer: target Gram}; weights: {"content": w, "style": {layer: w}, "tv": w}
-    (content weight already divided by the number of content layers); tv_reference: the
+    (content weight already divided by the number of content layers; optional "style_loss": a key
+    of STYLE_TERMS, whose statistic the style targets are); tv_reference: the
     content image's own total variation, so tv = 1 means "as rough as the photo".
     """
     content = sum(content_loss(features[name], target) for name, target in content_targets.items())
-    style = sum(w * style_loss(features[name], style_targets[name]) for name, w in weights["style"].items())
+    term = STYLE_TERMS[weights.get("style_loss", "gram")][1]
+    style = sum(w * term(features[name], style_targets[name]) for name, w in weights["style"].items())
     tv = total_variation(image) / (tv_reference + EPS)
     loss = weights["content"] * content + weights["style_total"] * style + weights["tv"] * tv
     return loss, {"content": content, "style": style, "tv": tv}
