@@ -175,6 +175,7 @@ def child_peer(spec: dict) -> None:
 
 def child_ours(spec: dict) -> None:
     import common
+
     import nst_keras
     from nst_keras.gradient import Objective
 
