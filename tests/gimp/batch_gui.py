@@ -90,7 +90,7 @@ def build_test_image():
     image.select_ellipse(Gimp.ChannelOps.REPLACE, 30, 20, 100, 80)
     image.undo_enable()
     image.set_selected_layers([photo])
-    return image, photo
+    return image, photo, style
 
 
 def open_layers(photo_path, style_path):
@@ -105,13 +105,13 @@ def open_layers(photo_path, style_path):
     style.set_visible(False)
     image.undo_enable()
     image.set_selected_layers([photo])
-    return image, photo
+    return image, photo, style
 
 
 if SPEC.get("photo"):
-    image, photo = open_layers(SPEC["photo"], SPEC["style"])
+    image, photo, style = open_layers(SPEC["photo"], SPEC["style"])
 else:
-    image, photo = build_test_image()
+    image, photo, style = build_test_image()
 display = Gimp.Display.new(image)
 Gimp.displays_flush()
 time.sleep(1.0)
@@ -130,15 +130,20 @@ for index, run in enumerate(SPEC["runs"]):
         cfg = proc.create_config()
         cfg.set_property("image", image)
         cfg.set_core_object_array("drawables", [photo])
-        if run.get("mode") == "last-values":
+        if run.get("mode") == "noninteractive":  # a script's run: these become the last values
+            cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+            cfg.set_property("style-layer", style)
+            for name, value in run.get("args", {}).items():
+                cfg.set_property(name, value)
+        elif run.get("mode") == "last-values":
             # Filters > Repeat: no dialog, the last values (the style layer is recalled by the plug-in)
             cfg.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
         else:
             # No style layer is passed: the dialog starts with the topmost other layer (first run) or
             # the one of the last run (Re-Show), and the test checks which one was used.
             cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-            for key, value in run.get("args", {}).items():
-                cfg.set_property(key, value)
+            for name, value in run.get("args", {}).items():
+                cfg.set_property(name, value)
         log("run", run["name"])
         start = time.monotonic()
         result = proc.run(cfg)

@@ -126,6 +126,8 @@ def main():
         )
         try:
             for index, run in enumerate(spec["runs"]):
+                if run.get("mode") == "noninteractive":  # no window: nothing to press
+                    continue
                 if run.get("mode") != "last-values":
                     # (X window ids get reused by the next plug-in process: wait for a visible dialog)
                     dialog = wait_window(DIALOG, 180, out)
@@ -138,6 +140,12 @@ def main():
                     if index == 0:
                         screenshot(dialog, os.path.join(out, "dialog.png"))
                         screenshot("root", os.path.join(out, "dialog-screen.png"))
+                    for x, y in run.get("clicks", []):  # change settings in the dialog
+                        xdo("mousemove", "--window", dialog, str(x), str(y))
+                        xdo("click", "1")
+                        pause(0.4, out)
+                    if run.get("clicks"):
+                        screenshot(dialog, os.path.join(out, f"dialog-{run['name']}-changed.png"))
                     if spec.get("dialog_only"):
                         press(dialog, "Escape")
                         step("closed the dialog", run=run["name"])
