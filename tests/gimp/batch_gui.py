@@ -1,7 +1,8 @@
 """GIMP batch script for the full GIMP (gimp-3.0 under Xvfb): the plug-in's interactive runs.
 
 Driven together with gui_driver.py, which presses the buttons. Reads the JSON spec named by
-NST_TEST_SPEC: {"plugin_dir", "results", "inject_message", "runs": [{"name", "settings", "action", "args"}, ...]}.
+NST_TEST_SPEC: {"plugin_dir", "results", "inject_message", "photo", "style", "dialog_only",
+"runs": [{"name", "settings", "action", "mode", "clicks"}, ...]}.
 Builds one image with a display, then for each run writes the plug-in's settings and calls
 python-fu-nst-keras in INTERACTIVE mode (the dialog appears; the driver clicks OK, then lets the
 run finish, or presses Cancel or "Stop and keep result"). After the first run it checks that the
@@ -130,20 +131,14 @@ for index, run in enumerate(SPEC["runs"]):
         cfg = proc.create_config()
         cfg.set_property("image", image)
         cfg.set_core_object_array("drawables", [photo])
-        if run.get("mode") == "noninteractive":  # a script's run: these become the last values
-            cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-            cfg.set_property("style-layer", style)
-            for name, value in run.get("args", {}).items():
-                cfg.set_property(name, value)
-        elif run.get("mode") == "last-values":
+        if run.get("mode") == "last-values":
             # Filters > Repeat: no dialog, the last values (the style layer is recalled by the plug-in)
             cfg.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
         else:
             # No style layer is passed: the dialog starts with the topmost other layer (first run) or
-            # the one of the last run (Re-Show), and the test checks which one was used.
+            # the one of the last run (Re-Show), and the test checks which one was used. (GIMP gives an
+            # interactive run the last values, whatever the caller sets: the driver clicks to change them.)
             cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-            for name, value in run.get("args", {}).items():
-                cfg.set_property(name, value)
         log("run", run["name"])
         start = time.monotonic()
         result = proc.run(cfg)

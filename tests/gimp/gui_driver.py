@@ -2,12 +2,15 @@
 
 Runs inside the GIMP root with its own Python (stdlib only):
     python3 gui_driver.py SPEC_JSON
-SPEC: {"out": folder for screenshots and logs, "batch": batch_gui.py, "runs": [{"name", "action", "mode"}]}
-(the same spec batch_gui.py reads). For each run, in order: wait for the dialog, screenshot it
-(first run), press OK (Return) (no dialog for mode "last-values"), wait for the progress window, then
+SPEC: {"out": folder for screenshots and logs, "batch": batch_gui.py, "dialog_only",
+"runs": [{"name", "action", "mode", "clicks"}]} (the same spec batch_gui.py reads). For each run, in
+order: wait for the dialog, screenshot it, click at the run's "clicks" (x, y in the dialog), press OK
+(Return), or Escape with "dialog_only" (no dialog for mode "last-values"), wait for the progress window, then
   finish: screenshot it and wait until it closes;
   cancel / keep: wait for live previews, screenshot the screen, press Cancel (Alt+C) or
   "Stop and keep result" (Alt+S), wait until it closes.
+All along, every message window (GIMP's message boxes: failed PDB calls, Gimp.message) is
+recorded in driver.json's "messages", photographed and closed.
 Writes OUT/driver.json (what happened, with times) and OUT/gimp.log; exits with GIMP's status.
 """
 
@@ -126,8 +129,6 @@ def main():
         )
         try:
             for index, run in enumerate(spec["runs"]):
-                if run.get("mode") == "noninteractive":  # no window: nothing to press
-                    continue
                 if run.get("mode") != "last-values":
                     # (X window ids get reused by the next plug-in process: wait for a visible dialog)
                     dialog = wait_window(DIALOG, 180, out)

@@ -77,7 +77,10 @@ def messages_in(text: str) -> list:
     for line in text.splitlines():
         source = line.split(":", 1)[0]
         from_plugin = source.endswith(("-Warning", "-Error")) and not source.startswith("GIMP-")
-        if "Calling error" in line or from_plugin:  # (GIMP's own lines, e.g. its welcome, are not messages)
+        # (GIMP's own lines, e.g. its welcome, are not messages; nor is the error the filter itself returned,
+        # which GIMP prints as "Calling error for procedure 'python-fu-nst-keras'" for the batch script)
+        calling_error = "Calling error" in line and "procedure 'python-fu-nst-keras'" not in line
+        if calling_error or from_plugin:
             found.append(line)
     return found
 
