@@ -7,6 +7,7 @@ import os
 
 import nst_options
 from gi.repository import GimpUi, GLib, GObject, Gtk
+from nst_engine import debug
 
 NO_STYLE_MESSAGE = "Choose a style first: a layer to take the style from (it may be hidden), or an image file."
 
@@ -72,6 +73,24 @@ def show_dialog(procedure, config):
         return ok
 
 
+def _style_words(config):
+    layer, gfile = config.get_property("style-layer"), config.get_property("style-file")
+    if layer is not None:
+        return f"The style: the layer “{layer.get_name()}”"
+    if gfile is not None:
+        return f"The style: the file “{gfile.get_basename()}”"
+    return "No style chosen yet"
+
+
+def _set_chooser(chooser, layer):
+    try:
+        if layer.is_valid():
+            chooser.set_drawable(layer)
+    except Exception:  # noqa: BLE001 - cosmetic
+        pass
+    return False
+
+
 def _build(procedure, config):
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title="Neural Style Transfer")
     intro = dialog.get_label(
@@ -88,10 +107,14 @@ def _build(procedure, config):
     chooser = dialog.get_widget("style-layer", GObject.TYPE_NONE)  # GIMP's own widget: a drawable chooser
     layer = config.get_property("style-layer")
     if isinstance(chooser, GimpUi.DrawableChooser) and layer is not None:
-        try:
-            chooser.set_drawable(layer)  # shown even when GIMP's own restore of the argument left it blank
-        except Exception:  # noqa: BLE001 - cosmetic
-            pass
+        # GIMP 3.0's chooser can stay blank for a layer set before the dialog opened: set it again once shown.
+        GLib.idle_add(_set_chooser, chooser, layer)
+    # The style in words, under the chooser (the chooser shows only a thumbnail, blank for a hidden layer).
+    chosen = dialog.get_label("style-chosen", _style_words(config), False, False)
+    debug("dialog style: " + _style_words(config))
+    chosen.set_xalign(0.0)
+    config.connect("notify::style-layer", lambda *_: chosen.set_text(_style_words(config)))
+    config.connect("notify::style-file", lambda *_: chosen.set_text(_style_words(config)))
     for option in nst_options.OPTIONS:
         if option.slider is not None:
             dialog.get_spin_scale(option.name, option.slider)
@@ -100,7 +123,7 @@ def _build(procedure, config):
     except Exception:  # noqa: BLE001 - cosmetic
         pass
     dialog.get_label("style-title", "Style", False, False)
-    dialog.fill_box("style-box", ["style-layer", "style-file"])
+    dialog.fill_box("style-box", ["style-layer", "style-file", "style-chosen"])
     dialog.fill_frame("style-frame", "style-title", False, "style-box")
     frames = ["intro", "style-frame"]
     for group, title in nst_options.GROUPS:

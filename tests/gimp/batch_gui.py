@@ -1,7 +1,8 @@
 """GIMP batch script for the full GIMP (gimp-3.0 under Xvfb): the plug-in's interactive runs.
 
 Driven together with gui_driver.py, which presses the buttons. Reads the JSON spec named by
-NST_TEST_SPEC: {"plugin_dir", "results", "inject_message", "runs": [{"name", "settings", "action", "args"}, ...]}.
+NST_TEST_SPEC: {"plugin_dir", "results", "inject_message", "photo", "style", "dialog_only",
+"runs": [{"name", "settings", "action", "mode", "clicks"}, ...]}.
 Builds one image with a display, then for each run writes the plug-in's settings and calls
 python-fu-nst-keras in INTERACTIVE mode (the dialog appears; the driver clicks OK, then lets the
 run finish, or presses Cancel or "Stop and keep result"). After the first run it checks that the
@@ -90,7 +91,7 @@ def build_test_image():
     image.select_ellipse(Gimp.ChannelOps.REPLACE, 30, 20, 100, 80)
     image.undo_enable()
     image.set_selected_layers([photo])
-    return image, photo
+    return image, photo, style
 
 
 def open_layers(photo_path, style_path):
@@ -105,13 +106,13 @@ def open_layers(photo_path, style_path):
     style.set_visible(False)
     image.undo_enable()
     image.set_selected_layers([photo])
-    return image, photo
+    return image, photo, style
 
 
 if SPEC.get("photo"):
-    image, photo = open_layers(SPEC["photo"], SPEC["style"])
+    image, photo, style = open_layers(SPEC["photo"], SPEC["style"])
 else:
-    image, photo = build_test_image()
+    image, photo, style = build_test_image()
 display = Gimp.Display.new(image)
 Gimp.displays_flush()
 time.sleep(1.0)
@@ -135,10 +136,9 @@ for index, run in enumerate(SPEC["runs"]):
             cfg.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
         else:
             # No style layer is passed: the dialog starts with the topmost other layer (first run) or
-            # the one of the last run (Re-Show), and the test checks which one was used.
+            # the one of the last run (Re-Show), and the test checks which one was used. (GIMP gives an
+            # interactive run the last values, whatever the caller sets: the driver clicks to change them.)
             cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-            for key, value in run.get("args", {}).items():
-                cfg.set_property(key, value)
         log("run", run["name"])
         start = time.monotonic()
         result = proc.run(cfg)

@@ -2,12 +2,15 @@
 
 Runs inside the GIMP root with its own Python (stdlib only):
     python3 gui_driver.py SPEC_JSON
-SPEC: {"out": folder for screenshots and logs, "batch": batch_gui.py, "runs": [{"name", "action", "mode"}]}
-(the same spec batch_gui.py reads). For each run, in order: wait for the dialog, screenshot it
-(first run), press OK (Return) (no dialog for mode "last-values"), wait for the progress window, then
+SPEC: {"out": folder for screenshots and logs, "batch": batch_gui.py, "dialog_only",
+"runs": [{"name", "action", "mode", "clicks"}]} (the same spec batch_gui.py reads). For each run, in
+order: wait for the dialog, screenshot it, click at the run's "clicks" (x, y in the dialog), press OK
+(Return), or Escape with "dialog_only" (no dialog for mode "last-values"), wait for the progress window, then
   finish: screenshot it and wait until it closes;
   cancel / keep: wait for live previews, screenshot the screen, press Cancel (Alt+C) or
   "Stop and keep result" (Alt+S), wait until it closes.
+All along, every message window (GIMP's message boxes: failed PDB calls, Gimp.message) is
+recorded in driver.json's "messages", photographed and closed.
 Writes OUT/driver.json (what happened, with times) and OUT/gimp.log; exits with GIMP's status.
 """
 
@@ -138,6 +141,12 @@ def main():
                     if index == 0:
                         screenshot(dialog, os.path.join(out, "dialog.png"))
                         screenshot("root", os.path.join(out, "dialog-screen.png"))
+                    for x, y in run.get("clicks", []):  # change settings in the dialog
+                        xdo("mousemove", "--window", dialog, str(x), str(y))
+                        xdo("click", "1")
+                        pause(0.4, out)
+                    if run.get("clicks"):
+                        screenshot(dialog, os.path.join(out, f"dialog-{run['name']}-changed.png"))
                     if spec.get("dialog_only"):
                         press(dialog, "Escape")
                         step("closed the dialog", run=run["name"])

@@ -6,9 +6,14 @@ Two GIMP launches share one cached root:
   images it builds: the real engine (`python -m nst_keras`, random network weights, 2 iterations)
   for layer/selection/grey/16-bit/float/style-file cases, a fake engine (fake_engine.py) for the
   failure modes, and no engine at all. TMPDIR points at a test-owned folder that must stay empty.
-- the full GIMP under Xvfb (gui_driver.py + batch_gui.py) runs the dialog interactively: screenshot
-  (test-output/gimp/dialog.png, copied to docs/gimp-dialog.png), OK with the real engine, Ctrl+Z /
-  Ctrl+Y for the single undo step, then Cancel and "Stop and keep result" with live previews.
+- the full GIMP under Xvfb (gui_driver.py + batch_gui.py) runs the dialog interactively: screenshots
+  (test-output/gimp/; docs/gimp-dialog.png is made by scripts/gimp_screenshot.py, never by the tests),
+  OK with the real engine and the dialog's defaults, Ctrl+Z / Ctrl+Y for the single undo step, then
+  Cancel, "Stop and keep result" with live previews and Filters > Repeat. The driver records every
+  GIMP message window: the tests fail on any but the one the batch script sends on purpose.
+
+NST_TEST_ENGINE_SRC=/path/to/engine/checkout runs the real-engine cases on another engine source
+(e.g. an engine branch before a merge).
 
 Never skipped: if the root cannot be built the tests fail with the reason.
 """
@@ -68,7 +73,16 @@ def fake(mode: str, log: Path, **settings) -> dict:
 def messages_in(text: str) -> list:
     """GIMP's error and warning messages in its output: failed PDB calls ("Calling error for procedure ...")
     and what plug-ins sent with Gimp.message, as gimp-console prints them."""
-    return [line for line in text.splitlines() if "Calling error" in line or "-Warning:" in line or "-Error:" in line]
+    found = []
+    for line in text.splitlines():
+        source = line.split(":", 1)[0]
+        from_plugin = source.endswith(("-Warning", "-Error")) and not source.startswith("GIMP-")
+        # (GIMP's own lines, e.g. its welcome, are not messages; nor is the error the filter itself returned,
+        # which GIMP prints as "Calling error for procedure 'python-fu-nst-keras'" for the batch script)
+        calling_error = "Calling error" in line and "procedure 'python-fu-nst-keras'" not in line
+        if calling_error or from_plugin:
+            found.append(line)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -418,14 +432,8 @@ def test_no_temporary_files_left(console):
 
 
 GUI_INJECTED = "nst-keras test: injected message in the full GIMP"
-KEEP_ARGS = {  # the "keep" run's settings (not the defaults), which Filters > Repeat must reuse
-    "quality": "draft",
-    "max-size": 96,
-    "style-strength": 70.0,
-    "keep-colours": True,
-    "same-result": True,
-    "variation": 5,
-}
+KEEP_CHANGES = {"keep-colours": True, "same-result": True}  # clicked in the "keep" run's dialog (Re-Show)
+KEEP_CLICKS = [[40, 267], [40, 418]]  # the two check boxes, in the dialog's layout (test-output/gimp/dialog-keep.png)
 
 
 @pytest.fixture(scope="module")
@@ -445,7 +453,8 @@ def gui(gimp_root, tmp_path_factory):
             {"name": "ok", "settings": real_engine(), "action": "finish"},
             # Re-Show: the style of the last run; Cancel ends an engine that ignores EOF and SIGTERM
             {"name": "cancel", "settings": fake("stubborn", fake_log), "action": "cancel"},
-            {"name": "keep", "settings": fake("slow", fake_log), "action": "keep", "args": KEEP_ARGS},
+            # settings changed in the dialog, which Filters > Repeat must reuse
+            {"name": "keep", "settings": fake("slow", fake_log), "action": "keep", "clicks": KEEP_CLICKS},
             {"name": "repeat", "settings": fake("slow", fake_log), "action": "keep", "mode": "last-values"},
         ],
     }
@@ -530,6 +539,13 @@ def test_interactive_run_is_one_undo_step(gui):
     assert names(run["after_redo"]) == names(run["after"])
 
 
+def test_dialog_starts_with_a_style(gui):
+    """First run: the topmost other layer; Re-Show (the next runs): the last run's style, shown in the dialog."""
+    shown = [line for line in gui["log"].splitlines() if line.startswith("nst-keras: dialog style: ")]
+    assert len(shown) == 3, shown  # ok, cancel, keep
+    assert all(line.endswith("The style: the layer “Starry”") for line in shown), shown
+
+
 def test_interactive_cancel_ends_the_engine_fast(gui):
     """Cancel with an engine that ignores end of input and SIGTERM: the image as it was, the engine gone in 5 s."""
     run = gui["results"].get("cancel")
@@ -571,5 +587,6 @@ def test_repeat_with_last_values(gui):
     assert run.get("status") == "success", f"{run}\n{gui['report']}"
     assert run["new"]["name"] == "Styled: Starry #2"
     assert run["new"]["parasite"]["options"] == keep["new"]["parasite"]["options"]
-    assert keep["new"]["parasite"]["options"] == dict(keep["new"]["parasite"]["options"], **KEEP_ARGS)
+    assert keep["new"]["parasite"]["options"] == dict(keep["new"]["parasite"]["options"], **KEEP_CHANGES)
+    assert run["new"]["parasite"]["preserve_colors"] == "luminance" and run["new"]["parasite"]["seed"] == 0
     assert names(run["after_undo"]) == names(run["before"])
