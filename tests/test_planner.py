@@ -263,10 +263,13 @@ def test_lean_mode_switch_before_tensorflow_starts():
 
 
 def test_default_time_scales_with_the_network_size():
-    vgg19 = planner.default_time(StyleConfig())
-    vgg16 = planner.default_time(StyleConfig(backbone="vgg16"))
+    reference = StyleConfig(content_layers=("block5_conv2",))  # the network DEFAULT_TIME was measured with
+    vgg19 = planner.default_time(reference)
+    vgg16 = planner.default_time(dataclasses.replace(reference, backbone="vgg16"))
     assert vgg19["eval_b"] == pytest.approx(planner.DEFAULT_TIME["eval_b"])
     assert 0.75 < vgg16["eval_b"] / vgg19["eval_b"] < 0.85
+    # The default's deepest layer is block5_conv1 (content at block4_conv2): one conv layer less to run.
+    assert 0.9 < planner.default_time(StyleConfig())["eval_b"] / vgg19["eval_b"] < 1.0
 
 
 def test_the_planner_does_not_import_the_engine_and_the_schedule_imports_nothing():
