@@ -108,10 +108,7 @@ def test_defaults_match_styleconfig(plugin):
     # every option's default gives StyleConfig's default
     engine = opts.engine_options(opts.default_values())
     for key, value in engine.items():
-        if key == "style_weight":
-            assert value == pytest.approx(default.style_weight)
-        else:
-            assert getattr(default, key) == value, key
+        assert getattr(default, key) == value, key
 
 
 def plugin_layers_suffixes():
@@ -178,16 +175,17 @@ def test_registration_follows_the_table(plugin):
     assert by_name["keep-colours"][0] == "add_boolean_argument" and by_name["keep-colours"][1][3] is False
 
 
-def test_style_strength_mapping(plugin):
-    default = config.StyleConfig().style_weight
-    assert plugin.options.style_weight_for_strength(plugin.options.STRENGTH_DEFAULT) == pytest.approx(default)
-    weights = [plugin.options.style_weight_for_strength(s) for s in range(0, 101, 10)]
+def test_style_strength_is_the_engines_strength(plugin):
+    """The slider is StyleConfig.strength itself: the engine maps it (monotone, tested in test_strength.py)."""
+    row = next(o for o in plugin.options.OPTIONS if o.name == "style-strength")
+    assert (row.key, row.flag, row.minimum, row.maximum) == ("strength", "--strength", 0.0, 100.0)
+    assert plugin.options.STRENGTH_DEFAULT == config.StyleConfig().strength
+    weights = []
+    for strength in (0.0, 12.5, 50.0, 99.0, 100.0):
+        engine = plugin.options.engine_options(dict(plugin.options.default_values(), **{"style-strength": strength}))
+        assert engine["strength"] == strength
+        weights.append(config.StyleConfig(strength=strength).effective_style_weight())
     assert weights == sorted(weights) and weights[0] > 0
-    assert weights[-1] == pytest.approx(default * plugin.options.STRENGTH_RANGE)
-    assert weights[0] == pytest.approx(default / plugin.options.STRENGTH_RANGE)
-    for strength in (0.0, 12.5, 50.0, 99.0):
-        weight = plugin.options.style_weight_for_strength(strength)
-        assert plugin.options.strength_for_style_weight(weight) == pytest.approx(strength)
 
 
 @pytest.mark.parametrize(
@@ -305,13 +303,13 @@ def test_argv_is_what_the_engine_expects(plugin):
     default = config.StyleConfig()
     for name in ("preset", "max_size", "style_scale", "preserve_colors", "seed"):
         assert getattr(cfg, name) == getattr(default, name), name
-    assert cfg.style_weight == pytest.approx(default.style_weight)
+    assert cfg.strength == default.strength and cfg.style_weight == default.style_weight
 
     changed = values(
         plugin,
         quality="high",
         max_size=0,
-        style_strength=plugin.options.strength_for_style_weight(12.345678),
+        style_strength=37.5,
         style_scale=2.5,
         keep_colours=True,
         same_result=True,
@@ -339,7 +337,7 @@ def test_argv_is_what_the_engine_expects(plugin):
         "luminance",
         7,
     )
-    assert cfg.style_weight == pytest.approx(12.345678, rel=1e-5) and cfg.iterations == 2 and cfg.min_size == 32
+    assert cfg.strength == 37.5 and cfg.iterations == 2 and cfg.min_size == 32
     # "Same result every time" off: the variation number is not passed
     argv = argv_for(plugin, settings, "c", "s", "o", values(plugin, variation=7))
     assert "--seed" not in argv
@@ -602,5 +600,5 @@ def test_settings_record(plugin):
     record = plugin.options.settings_record(values(plugin, quality="draft"), "Starry", "0.1.0", "1.2")
     json.dumps(record)
     assert record["style"] == "Starry" and record["engine"] == "1.2" and record["preset"] == "draft"
-    assert record["style_weight"] == pytest.approx(plugin.options.DEFAULTS["style_weight"])
+    assert record["strength"] == plugin.options.DEFAULTS["strength"]
     assert record["options"]["style-strength"] == 50.0 and record["seed"] is None

@@ -10,22 +10,19 @@ Standard library only (GIMP's own Python); the registration takes GIMP's modules
 that the table can be read and tested outside GIMP.
 """
 
-import math
-
 # StyleConfig's defaults the dialog shows (tests/test_plugin_unit.py checks them against nst_keras.config).
 DEFAULTS = {
     "preset": "normal",
     "max_size": 1024,
-    "style_weight": 10.0,
+    "strength": 50.0,
     "style_scale": 1.0,
     "preserve_colors": None,
     "seed": None,
 }
 
-# Style strength 0..100 maps to --style-weight on a log scale: the middle value (50) is
-# StyleConfig's default weight, every 50 steps multiply or divide it by STRENGTH_RANGE.
-STRENGTH_DEFAULT = 50.0
-STRENGTH_RANGE = 10.0
+# Style strength 0..100 is the engine's own --strength (StyleConfig.strength: 0 keeps the photo,
+# 100 lets the style dominate; the engine maps it to its loss weights).
+STRENGTH_DEFAULT = DEFAULTS["strength"]
 
 # (value, label, help) of the quality choice: the values are StyleConfig's presets.
 QUALITY_CHOICES = (
@@ -36,17 +33,6 @@ QUALITY_CHOICES = (
 
 # The dialog's frames, in order: (group, title).
 GROUPS = (("look", "Look"), ("quality", "Quality and speed"))
-
-
-def style_weight_for_strength(strength):
-    """Style strength 0..100 -> --style-weight; 50 gives StyleConfig's default."""
-    strength = min(100.0, max(0.0, float(strength)))
-    return DEFAULTS["style_weight"] * STRENGTH_RANGE ** ((strength - STRENGTH_DEFAULT) / 50.0)
-
-
-def strength_for_style_weight(weight):
-    """The inverse of style_weight_for_strength (for the parasite and tests)."""
-    return STRENGTH_DEFAULT + 50.0 * math.log(weight / DEFAULTS["style_weight"], STRENGTH_RANGE)
 
 
 def format_number(value):
@@ -99,9 +85,8 @@ OPTIONS = (
         "harder. 50 is the usual balance.",
         STRENGTH_DEFAULT,
         group="look",
-        key="style_weight",
-        flag="--style-weight",
-        engine=lambda value, _values: style_weight_for_strength(value),
+        key="strength",
+        flag="--strength",
         minimum=0.0,
         maximum=100.0,
         slider=1.0,

@@ -239,7 +239,7 @@ def test_settings_stored_as_parasite(console):
     parasite = succeeded(console, "layer")["new"]["parasite"]
     assert parasite["style"] == "Starry" and parasite["preset"] == "draft" and parasite["max_size"] == 48
     assert parasite["options"]["style-strength"] == 50.0 and parasite["options"]["quality"] == "draft"
-    assert parasite["style_weight"] == pytest.approx(StyleConfig().style_weight)
+    assert parasite["strength"] == StyleConfig().strength
     assert parasite["engine"]  # the engine's version from its started event
     stored = succeeded(console, "style_file")["new"]["parasite"]
     assert stored["preserve_colors"] == "luminance" and stored["seed"] == 7 and stored["style_scale"] == 2.0
