@@ -99,7 +99,7 @@ class Reporter:
             self._heartbeat.start()
 
     def _beat(self) -> None:
-        period = min(1.0, protocol.HEARTBEAT_S / 5)
+        period = min(0.25, protocol.HEARTBEAT_S / 20)  # a heartbeat comes at most this late
         while not self._closed.wait(period):
             if time.monotonic() - self._last_write >= protocol.HEARTBEAT_S:
                 self.event(protocol.HEARTBEAT, timeout=period, elapsed_s=round(time.monotonic() - self.t0, 1))

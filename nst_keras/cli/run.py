@@ -343,12 +343,15 @@ def stylize_command(argv: list, reporter: Reporter, started_at: float) -> int:
         run = StylizeCommand(args, reporter, stop, started_at)
         stop.cleanup.append(run.remove_preview)
         try:
-            return run.execute()
+            code = run.execute()
         except Cancelled as error:
-            return run.cancelled(error)
+            code = run.cancelled(error)
         except KeyboardInterrupt:
-            return run.cancelled(Cancelled(None))
+            code = run.cancelled(Cancelled(None))
         except Exception as error:  # noqa: BLE001 - every failure becomes one clear report
-            return report_exception(error, reporter, run.config)
+            code = report_exception(error, reporter, run.config)
         finally:
             run.remove_preview()
+        if code == protocol.EXIT_CANCELLED:
+            stop.end_process_if_fast(code)  # do not wait for TensorFlow's slow teardown after a fast stop
+        return code

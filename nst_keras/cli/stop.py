@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import stat
+import sys
 import threading
 
 from .. import protocol
@@ -100,6 +101,17 @@ class StopRequest:
         if fast and self._forcer is None:
             self._forcer = threading.Thread(target=self._force_after_grace, name="fast-stop", daemon=True)
             self._forcer.start()
+
+    def end_process_if_fast(self, code: int) -> None:
+        """After a fast stop was asked for and reported: end the process now (interpreter shutdown with TensorFlow
+        loaded can take seconds). Everything the run writes was already flushed; nothing else is to be written."""
+        if self._forcer is None:
+            return
+        self.reporter.close()
+        for stream in (sys.stdout, sys.stderr, self.reporter.events):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
     def _force_after_grace(self) -> None:
         if self._finished.wait(FAST_STOP_GRACE_S):
