@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import keras
-from keras import ops
-
+from .backend.keras_api import keras, ops
 from .config import CONV_LAYERS, RANDOM_WEIGHTS
 
 # Caffe-style ImageNet preprocessing used by Keras's VGG weights: BGR, minus the mean pixel.

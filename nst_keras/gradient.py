@@ -9,9 +9,9 @@ arguments, so a new image size or a new tile needs no new objective.
 from __future__ import annotations
 
 import numpy as np
-from keras import ops
 
 from . import backend, losses
+from .backend.keras_api import ops
 from .features import FeatureExtractor
 
 

@@ -8,7 +8,7 @@ the target as the target is from zero".
 
 from __future__ import annotations
 
-from keras import ops
+from .backend.keras_api import ops
 
 EPS = 1e-8
 

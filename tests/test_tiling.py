@@ -141,9 +141,10 @@ def test_tiled_run_matches_the_untiled_one_and_reports_tiles():
     start = _whole_image_loss(cfg, content, style, content)
     a = _whole_image_loss(cfg, content, style, untiled)
     b = _whole_image_loss(cfg, content, style, tiled)
-    # Judged by the whole image's objective, the tiled result is about as good as the untiled one.
+    # Judged by the whole image's objective, the tiled result is about as good as the untiled one (or better:
+    # with JAX's random weights, its two passes of every tile got further than the untiled run's 4 steps).
     assert b < start * 0.7
-    assert abs(b - a) < 0.3 * (start - a)
+    assert b - a < 0.3 * (start - a)
 
 
 def test_untiled_path_is_unchanged_by_a_tile_size_above_the_image():
@@ -184,5 +185,5 @@ def test_style_grams_in_windows_match_the_whole_image():
     pieces = engine._style_grams(obj, style, 200 * 200)
     assert len(tiling.gram_windows(300, 410, 200 * 200)) > 1
     for name in obj.style_layers:
-        a, b = whole[name].numpy(), pieces[name].numpy()
+        a, b = obj.to_numpy(whole[name]), obj.to_numpy(pieces[name])
         assert np.abs(a - b).max() / np.abs(a).max() < 0.05, name
