@@ -77,3 +77,5 @@ def pytest_collection_modifyitems(config, items):
         name = item.nodeid.split("/")[-1]
         if name in BACKEND_SUBSET or name.split("[")[0] in BACKEND_SUBSET:
             item.add_marker(pytest.mark.backends)
+        if "gui" in getattr(item, "fixturenames", ()):  # tests/gimp: the interactive dialog under Xvfb
+            item.add_marker(pytest.mark.gimp_dialog)

@@ -837,6 +837,16 @@ def test_doctor_with_random_weights_is_ready(tmp_path):
     assert "tensorflow" in stdout and "ready" in stdout.splitlines()[-1]
 
 
+@pytest.mark.backends
+def test_doctor_reports_the_backend_framework_device_and_precision(tmp_path, test_backend):
+    code, stdout, stderr = run_cli(["doctor", "--json", "--weights", "random", "--backend", test_backend], tmp_path)
+    assert code == 0, stderr
+    backend = json.loads(stdout)["backend"]
+    assert backend["backend"] == test_backend and backend["framework_version"]
+    assert backend["device"].startswith("CPU") and backend["mixed_precision"] is False
+    assert backend["compute_dtype"] == "float32"
+
+
 # Signs of life, stdin, fast stop, previews (issue 15) ------------------------------------------------------------
 
 # A stand-in engine for subprocesses: its one "step" takes `seconds` and never looks at should_stop, like a long

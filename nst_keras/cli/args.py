@@ -11,7 +11,7 @@ import re
 import typing
 
 from .. import __version__
-from ..config import BACKBONES, StyleConfig
+from ..config import BACKBONES, BACKEND_CHOICES, StyleConfig
 from .display import PROG
 
 PREVIEW_SUFFIX = ".preview.png"
@@ -161,6 +161,12 @@ def build_doctor_parser() -> argparse.ArgumentParser:
         "--backbone", choices=BACKBONES, default=default.backbone, help=f"(default: {default.backbone})"
     )
     parser.add_argument("--weights", metavar="FILE", default=None, help="a weights file to check")
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default=default.backend,
+        help=f"the Keras backend to report on (default: {default.backend})",
+    )
     return parser
 
 

@@ -47,13 +47,22 @@ def _weights_message(status: dict, backbone: str, weights) -> str:
     return message
 
 
-def _doctor_facts() -> dict:
+def _doctor_facts(backend_choice: str = "auto") -> dict:
     import platform
 
+    from .. import backend
+
+    try:
+        backend.select(backend_choice)  # before Keras is imported
+        backend_error = None
+    except ValueError as error:
+        backend_error = one_line(error)
     report = {
         "python": platform.python_version(),
         "nst_keras": __version__,
         "tensorflow": _version_of("tensorflow"),
+        "torch": _version_of("torch"),
+        "jax": _version_of("jax"),
         "keras": _version_of("keras"),
         "numpy": _version_of("numpy"),
         "pillow": _version_of("PIL"),
@@ -65,6 +74,12 @@ def _doctor_facts() -> dict:
     except Exception as error:  # noqa: BLE001 - report, do not fail
         report["keras_backend"] = f"unknown ({type(error).__name__})"
     try:
+        if backend_error:
+            raise ValueError(backend_error)
+        report["backend"] = backend.describe()
+    except Exception as error:  # noqa: BLE001 - report, do not fail
+        report["backend"] = {"error": f"{type(error).__name__}: {one_line(error)[:160]}"}
+    try:
         from .. import device
 
         info = device.device_info()
@@ -74,6 +89,13 @@ def _doctor_facts() -> dict:
         report["device"] = f"not available ({type(error).__name__}: {one_line(error)[:120]})"
         report["gpu_count"] = 0
     return report
+
+
+def _backend_line(b: dict) -> str:
+    if "error" in b:
+        return f"NOT USABLE: {b['error']}"
+    precision = "mixed " + b["compute_dtype"] if b["mixed_precision"] else b["compute_dtype"]
+    return f"{b['backend']} {b['framework_version']} ({b['backend_reason']}); {b['device']}; precision {precision}"
 
 
 def doctor_command(argv: list, reporter: Reporter) -> int:
@@ -88,8 +110,8 @@ def doctor_command(argv: list, reporter: Reporter) -> int:
 
     quiet_tensorflow()
     with quiet_stderr(not reporter.json):
-        report = _doctor_facts()
-    tf_ok = not report["tensorflow"].startswith("not available")
+        report = _doctor_facts(args.backend)
+    framework_ok = "error" not in report["backend"]  # the chosen backend's framework imports and runs
 
     from .. import weights as weights_module
 
@@ -103,7 +125,7 @@ def doctor_command(argv: list, reporter: Reporter) -> int:
         status = {"backbone": args.backbone, "available": False, "message": one_line(error)}
     report["weights"] = status
     usable = status.get("available") or (status.get("source") is None and status.get("offline_fallback"))
-    report["ok"] = bool(usable) and tf_ok
+    report["ok"] = bool(usable) and framework_ok
 
     if reporter.json:
         try:
@@ -119,6 +141,7 @@ def doctor_command(argv: list, reporter: Reporter) -> int:
             ("keras", f"{report['keras']} (backend: {report['keras_backend']})"),
             ("numpy", report["numpy"]),
             ("pillow", report["pillow"]),
+            ("backend", _backend_line(report["backend"])),
             ("device", report["device"]),
             ("GPUs", str(report["gpu_count"])),
             ("weights", ("ok: " if status.get("available") else "MISSING: ") + status["message"]),

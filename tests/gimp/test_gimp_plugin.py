@@ -58,6 +58,8 @@ ENGINE_BINDS = [] if ENGINE_SRC == REPO else [ENGINE_SRC]
 def real_engine() -> dict:
     """Settings for the real engine: this interpreter (it has the engine's dependencies), random weights."""
     env = {"NST_KERAS_WEIGHTS": "random", "PYTHONPATH": str(ENGINE_SRC)}
+    # The Keras backend of this test session (scripts/test.sh runs the console cases on PyTorch too).
+    env["KERAS_BACKEND"] = os.environ.get("NST_KERAS_TEST_BACKEND", "tensorflow")
     return {"python": sys.executable, "command_prefix": [], "env": env}
 
 
