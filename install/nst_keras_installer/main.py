@@ -72,7 +72,8 @@ def parse_args(argv):
         metavar="DIR",
         help="install offline: pip takes every package from the wheel files in DIR and nothing from the internet "
         "(--no-index --find-links DIR). Make DIR on a machine with internet, same OS and Python version: "
-        'python3 -m pip download -d DIR setuptools wheel "tensorflow>=2.16" keras numpy "pillow>=10" scipy pypng tifffile; '
+        'python3 -m pip download -d DIR setuptools wheel "tensorflow>=2.16" keras numpy "pillow>=10" scipy '
+        "pypng tifffile; "
         "add --weights-file FILE (the VGG19 file, downloaded there too) for the weights",
     )
     adv = parser.add_argument_group("advanced (tests, experts)")
