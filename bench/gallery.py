@@ -75,6 +75,7 @@ def base_config(size: int, **changes):
 def _key(config, photo: str, style: str) -> str:
     d = config.to_dict()
     d.pop("weights", None)
+    d.pop("backend", None)  # not part of the recipe: the backends agree (tests/test_backend_agreement.py)
     text = json.dumps([photo, style, d], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
