@@ -219,13 +219,19 @@ def remove_file(path):
 # -- words --------------------------------------------------------------------------------------
 
 
+def _known_seconds(value):
+    """value as a float number of seconds, or None when it is missing, not a number, infinite or negative."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def format_duration(seconds):
     """'40 s', '3 min', '1 h 5 min'; '' when unknown."""
-    try:
-        seconds = float(seconds)
-    except (TypeError, ValueError):
-        return ""
-    if not math.isfinite(seconds) or seconds < 0:
+    seconds = _known_seconds(seconds)
+    if seconds is None:
         return ""
     if seconds < 60:
         return f"{max(5, int(round(seconds / 5.0) * 5))} s"
@@ -238,11 +244,8 @@ def format_duration(seconds):
 
 def format_eta(seconds):
     """'about 40 s left', 'about 3 min left', 'about 1 h 5 min left'; '' when unknown."""
-    try:
-        seconds = float(seconds)
-    except (TypeError, ValueError):
-        return ""
-    if not math.isfinite(seconds) or seconds < 0:
+    seconds = _known_seconds(seconds)
+    if seconds is None:
         return ""
     if seconds < 10:
         return "a few seconds left"
