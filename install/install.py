@@ -6,8 +6,11 @@
     python3 install/install.py --uninstall
 
 Steps: find GIMP 3 (native, Flatpak, Snap, macOS, Windows) and its user plug-in folder; make the
-engine's virtualenv in the user data folder and pip-install this repository into it (TensorFlow
-for the CPU, or with CUDA on Linux x86_64 when an NVIDIA GPU is found); copy the plug-in and write
+engine's virtualenv in the user data folder and pip-install this repository into it with the Keras
+backend chosen for this platform (nst_keras_installer/backend_choice.py: PyTorch with CUDA on Windows
++ NVIDIA, PyTorch on Apple silicon, TensorFlow with CUDA on Linux + NVIDIA, else TensorFlow on the
+CPU; --backend overrides, --torch-index gives PyTorch's wheel index), recorded in the virtualenv for
+the engine; copy the plug-in and write
 its settings file (which Python to start); fetch the weights; run `python -m nst_keras doctor`.
 Everything it creates is listed in a manifest in the data folder, which --uninstall reads to
 remove exactly that and nothing else.
@@ -15,6 +18,7 @@ remove exactly that and nothing else.
 Offline (no internet on this machine): pass --wheelhouse DIR, a folder of wheel files made on a machine with
 internet (same OS and Python version) with
     python3 -m pip download -d DIR setuptools wheel "tensorflow>=2.16" keras numpy "pillow>=10" scipy
+(pypng and tifffile too; "torch>=2.5" or "jax>=0.4.30" instead of TensorFlow with --backend torch or jax)
 and --weights-file FILE with the VGG19 file downloaded there too; pip then reads DIR only (--no-index --find-links).
 
 Exit codes: 0 installed (also with a warning when the weights could not be fetched), 1 error,

@@ -1,11 +1,11 @@
-"""install/backend_choice.py: the backend the installer picks on each platform, with fake probes."""
+"""install/nst_keras_installer/backend_choice.py: the backend the installer picks on each platform, with fake probes."""
 
 import importlib.util
 import pathlib
 
 import pytest
 
-PATH = pathlib.Path(__file__).resolve().parent.parent / "install" / "backend_choice.py"
+PATH = pathlib.Path(__file__).resolve().parent.parent / "install" / "nst_keras_installer" / "backend_choice.py"
 spec = importlib.util.spec_from_file_location("backend_choice", PATH)
 bc = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bc)

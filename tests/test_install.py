@@ -34,6 +34,8 @@ FAST = [
     "--no-build-isolation --no-index",
     "--skip-weights",
     "--skip-doctor",
+    "--nvidia",
+    "no",  # the same backend (TensorFlow on the CPU) on a machine with an NVIDIA GPU
 ]
 WEIGHTS_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
@@ -244,40 +246,27 @@ def test_help_lists_options():
     assert proc.returncode == 0
     for option in ("--gimp-dir", "--venv", "--gpu", "--cpu", "--weights-file", "--flatpak-grant", "--uninstall"):
         assert option in proc.stdout
-    assert "--platform" not in proc.stdout  # hidden test hooks
-    assert "--weights-md5" not in proc.stdout
+    assert "--backend" in proc.stdout and "--torch-index" in proc.stdout
+    for hook in ("--platform", "--weights-md5", "--machine", "--nvidia"):  # hidden test hooks
+        assert hook not in proc.stdout
 
 
-# Choosing TensorFlow (pure functions) ----------------------------------------------------
-
-
-def test_choose_tensorflow():
-    inst = load_installer("pyenv")
-    spec = inst.tensorflow_requirement()
-    assert spec.startswith("tensorflow")
-    cuda = spec.replace("tensorflow", "tensorflow[and-cuda]", 1)
-    assert inst.choose_tensorflow("linux", "x86_64", "auto", False)[:2] == ([], "CPU")
-    assert inst.choose_tensorflow("linux", "x86_64", "auto", True)[0] == [cuda]
-    assert inst.choose_tensorflow("linux", "x86_64", "cpu", True)[0] == []
-    assert inst.choose_tensorflow("linux", "x86_64", "gpu", False)[0] == [cuda]
-    assert inst.choose_tensorflow("linux", "aarch64", "auto", True)[0] == []
-    assert inst.choose_tensorflow("macos", "arm64", "auto", False)[0] == []
-    assert inst.choose_tensorflow("macos", "arm64", "gpu", False)[0] == ["tensorflow-metal"]
-    extra, _, notes = inst.choose_tensorflow("macos", "x86_64", "gpu", False)
-    assert extra == [] and notes
-    extra, device, notes = inst.choose_tensorflow("windows", "AMD64", "gpu", True)
-    assert extra == [] and device == "CPU"
-    assert any("WSL2" in n for n in notes)
+# Choosing the backend (more in tests/test_install_backend.py) ---------------------------
 
 
 def test_gpu_choice_in_dry_run(home):
     home.profile(".config", "GIMP", "3.0")
-    proc = home.run("--dry-run", "--yes", "--gpu", check=0)
+    nvidia = ["--nvidia", "yes", "--machine", "x86_64"]
+    proc = home.run("--dry-run", "--yes", "--gpu", *nvidia, check=0)
     assert "tensorflow[and-cuda]" in proc.stdout
-    proc = home.run("--dry-run", "--yes", "--cpu", check=0)
-    assert "and-cuda" not in proc.stdout
-    proc = home.run("--dry-run", "--yes", "--gpu", "--platform", "windows", env={"APPDATA": str(home.root / "ad")})
-    assert "WSL2" in proc.stdout
+    proc = home.run("--dry-run", "--yes", "--cpu", *nvidia, check=0)
+    assert "and-cuda" not in proc.stdout and "Backend: --cpu: the CPU, with tensorflow" in proc.stdout
+    env = {"APPDATA": str(home.root / "ad")}
+    proc = home.run(
+        "--dry-run", "--yes", "--gpu", "--platform", "windows", "--nvidia", "yes", "--machine", "AMD64", env=env
+    )
+    assert "'torch>=2.5'" in proc.stdout and "--torch-index URL" in proc.stdout
+    assert "WSL2" not in proc.stdout
 
 
 # Install, upgrade, uninstall -------------------------------------------------------------
@@ -565,6 +554,7 @@ def test_offline_install_from_a_wheelhouse(home):
     home.profile(".config", "GIMP", "3.0")
     env = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_CACHE_DIR": "1"}
     args = ["--yes", "--system-site-packages", "--wheelhouse", str(wheels), "--skip-weights", "--skip-doctor"]
+    args += ["--nvidia", "no"]
     proc = home.run(*args, env=env, check=0)
     assert f"--no-index --find-links {wheels}" in proc.stdout
     assert "downloads TensorFlow" not in proc.stdout

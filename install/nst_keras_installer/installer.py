@@ -1,4 +1,4 @@
-"""The install, step by step: GIMP, preflight checks, engine, plug-in, weights, doctor."""
+"""The install, step by step: the backend, GIMP, preflight checks, engine, plug-in, weights, doctor."""
 
 import os
 import platform
@@ -135,6 +135,7 @@ class Installer(GimpSteps, PythonEnvSteps, PluginSteps, FlatpakSteps, WeightsSte
                     os.environ["SUDO_USER"]
                 )
             )
+        plan = None if args.list else self.choose_backend()
         gimps = self.gimps(choose=not args.list)
         if args.list:
             return EXIT_OK if gimps else EXIT_NO_GIMP
@@ -142,7 +143,7 @@ class Installer(GimpSteps, PythonEnvSteps, PluginSteps, FlatpakSteps, WeightsSte
         if not ask("Install the engine{}?".format(" and the plug-in" if gimps else ""), True, args):
             say("Nothing changed.")
             return EXIT_ERROR
-        python = self.install_engine()
+        python = self.install_engine(plan)
         for gimp in gimps:
             self.install_plugin(gimp, python)
         weights_ok = self.weights(python)

@@ -5,6 +5,8 @@ import errno
 import os
 import sys
 
+from .backend import NAMES, TORCH_INDEX_ENV
+from .backend_choice import CPU_FASTEST, LINUX_NVIDIA_BACKEND
 from .common import EXIT_ERROR, EXIT_PERMISSION, PROG, InstallError, detect_platform
 from .flatpak import GRANT_COMMAND
 from .installer import Installer
@@ -29,16 +31,34 @@ def parse_args(argv):
     parser.add_argument(
         "--venv", metavar="DIR", help="where the engine's virtualenv goes (default: the user data folder)"
     )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        metavar="NAME[:cpu|:gpu]",
+        help="the Keras backend to install: tensorflow, torch or jax, optionally with :cpu or :gpu (default: auto, "
+        "the best one for this computer: PyTorch with CUDA on Windows with an NVIDIA GPU, PyTorch on Apple silicon, "
+        f"{NAMES[LINUX_NVIDIA_BACKEND]} with CUDA on Linux with an NVIDIA GPU, else {NAMES[CPU_FASTEST]} on the CPU)",
+    )
+    parser.add_argument(
+        "--torch-index",
+        metavar="URL",
+        help="the package index PyTorch comes from: the wheel index that PyTorch's website's install selector "
+        f"gives (CUDA wheels for an NVIDIA GPU on Windows, CPU wheels on Linux); also ${TORCH_INDEX_ENV}",
+    )
     device = parser.add_mutually_exclusive_group()
     device.add_argument(
         "--gpu",
         dest="device",
         action="store_const",
         const="gpu",
-        help="install TensorFlow for the GPU (Linux: CUDA; Apple silicon: tensorflow-metal)",
+        help="insist on the GPU (an error if no backend can use one here): with --backend NAME, NAME:gpu",
     )
     device.add_argument(
-        "--cpu", dest="device", action="store_const", const="cpu", help="install TensorFlow for the CPU"
+        "--cpu",
+        dest="device",
+        action="store_const",
+        const="cpu",
+        help=f"install for the CPU only ({NAMES[CPU_FASTEST]}, or --backend NAME's): with --backend NAME, NAME:cpu",
     )
     parser.set_defaults(device="auto")
     parser.add_argument(
@@ -73,7 +93,7 @@ def parse_args(argv):
         help="install offline: pip takes every package from the wheel files in DIR and nothing from the internet "
         "(--no-index --find-links DIR). Make DIR on a machine with internet, same OS and Python version: "
         'python3 -m pip download -d DIR setuptools wheel "tensorflow>=2.16" keras numpy "pillow>=10" scipy '
-        "pypng tifffile; "
+        'pypng tifffile (with --backend torch or jax: "torch>=2.5" or "jax>=0.4.30" instead of TensorFlow); '
         "add --weights-file FILE (the VGG19 file, downloaded there too) for the weights",
     )
     adv = parser.add_argument_group("advanced (tests, experts)")
@@ -88,9 +108,12 @@ def parse_args(argv):
         action="store_true",
         help="let the virtualenv see the packages of the Python running the installer",
     )
-    # Hidden, for tests: the platform whose folder layout is used, and the md5 a --weights-file must have.
+    # Hidden, for tests: the platform whose folder layout is used, the md5 a --weights-file must have, and the
+    # facts the backend is chosen from (platform.machine(), an NVIDIA GPU) instead of this machine's.
     parser.add_argument("--platform", choices=("linux", "macos", "windows"), help=argparse.SUPPRESS)
     parser.add_argument("--weights-md5", help=argparse.SUPPRESS)
+    parser.add_argument("--machine", help=argparse.SUPPRESS)
+    parser.add_argument("--nvidia", choices=("yes", "no"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for item in args.env or []:
         if "=" not in item or not item.partition("=")[0]:
@@ -99,6 +122,8 @@ def parse_args(argv):
         args.wheelhouse = os.path.abspath(os.path.expanduser(args.wheelhouse))
         if not args.uninstall and not os.path.isdir(args.wheelhouse):
             parser.error(f"--wheelhouse: expected a folder of wheel files, received {args.wheelhouse}")
+    if args.torch_index is not None and not args.torch_index.strip():
+        parser.error("--torch-index: expected the address of a package index, received an empty value")
     if args.uninstall and (args.weights_file or args.list):
         parser.error("--uninstall cannot be combined with --weights-file or --list")
     return args

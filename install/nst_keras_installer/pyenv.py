@@ -1,14 +1,13 @@
-"""The engine's Python environment: the virtualenv, the TensorFlow build to ask for, pip."""
+"""The engine's Python environment: the virtualenv, pip installing the engine and its backend, the record."""
 
-import configparser
+import json
 import os
-import platform
-import re
 import shlex
 import shutil
 import sys
 import tempfile
 
+from . import backend
 from .common import (
     EXIT_ERROR,
     EXIT_PIP,
@@ -17,7 +16,6 @@ from .common import (
     REPO,
     InstallError,
     capture,
-    run_quiet,
     say,
     source_ignore,
     stream,
@@ -39,78 +37,27 @@ def venv_python(venv):
     return candidates[0]
 
 
-def nvidia_gpu_present():
-    """True when an NVIDIA GPU and driver are visible, probed without TensorFlow."""
-    if shutil.which("nvidia-smi"):
-        code, out = run_quiet(["nvidia-smi", "-L"])
-        if code == 0 and "GPU" in out:
-            return True
-    gpus = "/proc/driver/nvidia/gpus"
-    if os.path.isdir(gpus) and os.listdir(gpus):
-        return True
-    return os.path.exists("/dev/nvidia0")
-
-
-def tensorflow_requirement():
-    """The TensorFlow requirement of setup.cfg, e.g. 'tensorflow>=2.16'."""
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(os.path.join(REPO, "setup.cfg"), encoding="utf-8")
-        lines = parser.get("options", "install_requires").splitlines()
-    except (configparser.Error, OSError):
-        lines = []
-    for line in lines:
-        line = line.strip()
-        if re.match(r"^tensorflow\s*([<>=!~;]|$)", line):
-            return line
-    return "tensorflow"
-
-
-def choose_tensorflow(plat, machine, want, nvidia):
-    """(extra pip requirements, device label, notes) for `want` in auto/gpu/cpu."""
-    machine = machine.lower()
-    spec = tensorflow_requirement()
-    notes = []
-    if plat == "linux":
-        if want == "cpu":
-            return [], "CPU", notes
-        if want == "gpu" or (nvidia and machine in ("x86_64", "amd64")):
-            if machine not in ("x86_64", "amd64"):
-                notes.append(
-                    f"TensorFlow's CUDA wheels are made for Linux x86_64 first; on {machine} pip may not find them"
-                )
-            if want == "gpu" and not nvidia:
-                notes.append("--gpu: no NVIDIA GPU was found (nvidia-smi, /proc/driver/nvidia); installing CUDA anyway")
-            return [spec.replace("tensorflow", "tensorflow[and-cuda]", 1)], "NVIDIA GPU (CUDA)", notes
-        return [], "CPU", notes
-    if plat == "macos":
-        if want == "gpu":
-            if machine == "arm64":
-                notes.append(
-                    "--gpu: installing tensorflow-metal, Apple's experimental GPU plug-in for TensorFlow; "
-                    "if the engine fails or gives wrong results, run the installer again with --cpu"
-                )
-                return ["tensorflow-metal"], "Apple GPU (tensorflow-metal, experimental)", notes
-            notes.append("--gpu: TensorFlow has no GPU support on Intel Macs; the engine runs on the CPU")
-        return [], "CPU", notes
-    if want == "gpu" or (want == "auto" and nvidia):
-        notes.append(
-            "TensorFlow 2.11 and newer has no GPU support on native Windows: the engine runs on the CPU. "
-            "To use an NVIDIA GPU, run GIMP and this installer inside WSL2 (Linux)"
-        )
-    return [], "CPU", notes
-
-
 class PythonEnvSteps:
     """Installer step 2: the engine's virtualenv and pip install (mixed into Installer)."""
 
-    def install_engine(self):
+    def choose_backend(self):
+        """Pick the backend (this machine's, or --backend / --gpu / --cpu), say which and why; return the plan."""
+        args = self.args
+        facts = backend.probe_facts(self.plat, args.machine, None if args.nvidia is None else args.nvidia == "yes")
+        choice = backend.pick(facts, args.backend, args.device)
+        torch_index = args.torch_index or os.environ.get(backend.TORCH_INDEX_ENV, "")
+        plan = backend.plan(choice, torch_index, no_deps=args.no_deps, offline=bool(args.wheelhouse))
+        say("Backend: " + plan.choice.reason)
+        for note in plan.notes:
+            say("  note: " + note)
+        self.warnings += plan.warnings
+        return plan
+
+    def install_engine(self, plan):
         args = self.args
         python = venv_python(self.venv)
-        extra, device, notes = choose_tensorflow(self.plat, platform.machine(), args.device, nvidia_gpu_present())
-        for note in notes:
-            say("  note: " + note)
-        say(f"Engine: virtualenv {self.venv} (TensorFlow for: {device})")
+        choice = plan.choice
+        say(f"Engine: virtualenv {self.venv} ({backend.NAMES[choice.backend]} on {choice.device.upper()})")
         self.act.makedirs(os.path.dirname(self.venv))
         fresh = not os.path.isfile(os.path.join(self.venv, "pyvenv.cfg"))
         if not fresh and not args.dry_run:
@@ -131,8 +78,15 @@ class PythonEnvSteps:
             self.manifest.add_venv(self.venv, False)
         self.act.save_manifest()
         python = venv_python(self.venv)
-        self.pip_install(python, extra)
+        self.pip_install(python, plan)
+        self.write_record(plan)
         return python
+
+    def write_record(self, plan):
+        """After pip succeeded: the record of the backend, which the engine reads (uninstall removes it)."""
+        data = backend.record_data(plan, self.version)
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        self.act.write_file(backend.record_path(self.venv), text.encode("utf-8"), 0o644, "the backend record")
 
     def create_venv(self):
         args = self.args
@@ -182,36 +136,35 @@ class PythonEnvSteps:
         with open(pth, "w", encoding="utf-8") as fh:
             fh.write("\n".join(parents) + "\n")
 
-    def pip_install(self, python, extra):
+    def pip_install(self, python, plan):
         args = self.args
-        # --no-cache-dir: leave no copy of TensorFlow's wheels in pip's cache (uninstall must leave nothing behind).
+        # --no-cache-dir: leave no copy of the frameworks' wheels in pip's cache (uninstall must leave nothing behind).
         pip = [python, "-m", "pip", "install", "--upgrade", "--no-cache-dir", "--progress-bar", "off"]
-        if args.no_deps:
-            pip.append("--no-deps")
         if args.wheelhouse:
             pip += ["--no-index", "--find-links", args.wheelhouse]
         pip += shlex.split(args.pip_args or "", posix=os.name != "nt")  # keep C:\ paths on Windows
-        shown = pip + [REPO] + extra
-        self.act.note("run: " + " ".join(shlex.quote(a) for a in shown))
         if args.dry_run:
+            for command in plan.commands:
+                self.act.note("run: " + " ".join(shlex.quote(a) for a in pip + command))
             return
-        if not extra and not args.no_deps and not args.wheelhouse:
-            say("  (the first install downloads TensorFlow, several hundred MB: this can take a few minutes)")
+        if not args.no_deps and not args.wheelhouse:
+            say(f"  (the first install downloads {backend.download_size(plan)}: this can take a few minutes)")
         # Build from a copy, so that the checkout gets no build/ or *.egg-info and may be read-only.
         work = tempfile.mkdtemp(prefix="nst-keras-src-")
         try:
             source = os.path.join(work, "nst-keras")
             shutil.copytree(REPO, source, ignore=source_ignore)
-            code, tail = stream(
-                pip + [source] + extra, self.venv, lambda line: line.startswith(PIP_SHOWN), args.verbose
-            )
+            for command in plan.commands:
+                self.act.note("run: " + " ".join(shlex.quote(a) for a in pip + command))
+                argv = pip + [source if a == REPO else a for a in command]
+                code, tail = stream(argv, self.venv, lambda line: line.startswith(PIP_SHOWN), args.verbose)
+                if code != 0:
+                    raise InstallError(
+                        "pip could not install nst-keras into {} (exit {}); its last lines follow{}".format(
+                            self.venv, code, "" if args.verbose else " (--verbose shows everything)"
+                        ),
+                        EXIT_PIP,
+                        tail,
+                    )
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        if code != 0:
-            raise InstallError(
-                "pip could not install nst-keras into {} (exit {}); its last lines follow{}".format(
-                    self.venv, code, "" if args.verbose else " (--verbose shows everything)"
-                ),
-                EXIT_PIP,
-                tail,
-            )

@@ -9,7 +9,7 @@ words the installer prints. The rules (README, "Backends"):
   backends on a GPU machine, and this constant follows its result.
 - Windows with an NVIDIA GPU: PyTorch with CUDA (TensorFlow has had no GPU on native Windows
   since 2.10). Its CUDA wheels come from PyTorch's own package index, not the default one: the
-  choice names it (`index`), and the installer passes that index's address to pip.
+  choice names it (`index`), and the installer passes the address the user gives (--torch-index) to pip.
 - macOS on Apple silicon: PyTorch, whose macOS arm64 wheels use the Apple GPU (MPS).
 - Anything else: the CPU, with the backend that was fastest on CPU in bench/bench_backends.py.
 
@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional
 BACKENDS = ("tensorflow", "torch", "jax")
 CPU_FASTEST = "tensorflow"  # bench/bench_backends.py, 512 px: TensorFlow 1.00, PyTorch and JAX slower
 LINUX_NVIDIA_BACKEND = "tensorflow"  # until bench/gpu_check.py has measured the three on a GPU machine
-TORCH_CUDA_INDEX = "pytorch-cuda"  # PyTorch's own package index of CUDA wheels (the installer knows its address)
+TORCH_CUDA_INDEX = "pytorch-cuda"  # PyTorch's own package index of CUDA wheels (its address: the user's --torch-index)
 
 # pip requirements per backend and device kind. Linux's default torch wheel is a CUDA build (GBs);
 # the CPU one is much smaller and comes from PyTorch's CPU index (TORCH_CPU_INDEX).
@@ -83,6 +83,16 @@ def _gpu_device(backend: str, facts: Facts) -> Optional[str]:
     return None
 
 
+def split_override(override: str) -> tuple:
+    """(backend, '' | 'cpu' | 'gpu') of an override such as 'torch:gpu'; ValueError naming what is expected."""
+    name, _, want = override.strip().lower().partition(":")
+    if name not in BACKENDS or want not in ("", "cpu", "gpu"):
+        raise ValueError(
+            f"--backend: expected one of {', '.join(BACKENDS)}, optionally with :cpu or :gpu, received {override!r}"
+        )
+    return name, want
+
+
 def choose(facts: Facts, override: Optional[str] = None) -> Choice:
     """(backend, requirements, device, reason, index) for this platform; `override` as in the module docstring."""
     system = facts.system.lower()
@@ -90,11 +100,7 @@ def choose(facts: Facts, override: Optional[str] = None) -> Choice:
         raise ValueError(f"system: expected linux, windows or macos, received {facts.system!r}")
     facts = facts._replace(system=system)
     if override:
-        name, _, want = override.strip().lower().partition(":")
-        if name not in BACKENDS or want not in ("", "cpu", "gpu"):
-            raise ValueError(
-                f"--backend: expected one of {', '.join(BACKENDS)}, optionally with :cpu or :gpu, received {override!r}"
-            )
+        name, want = split_override(override)
         gpu = _gpu_device(name, facts)
         if want == "gpu" and gpu is None:
             raise ValueError(
