@@ -50,6 +50,8 @@ RECIPES = {
     "crowsonkb-sw3": CK | {"style_weight": 3.0},
     "crowsonkb-sw30": CK | {"style_weight": 30.0},
     "crowsonkb-sw100": CK | {"style_weight": 100.0},
+    "crowsonkb-lw16": CK | {"style_layer_weights": (16.0, 8.0, 4.0, 2.0, 1.0), "style_weight": 10.0},
+    "crowsonkb-c3-sw30": CK | {"content_layers": ("block3_conv2",), "style_weight": 30.0},
     "meancov-c4": GATYS | {"style_loss": "mean_cov", "style_weight": 10.0},
     "meancov-c4-sw30": GATYS | {"style_loss": "mean_cov", "style_weight": 30.0},
     "meancov-c5": OLD_DEFAULT | {"style_loss": "mean_cov"},

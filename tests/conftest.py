@@ -69,6 +69,8 @@ BACKEND_SUBSET = (
     "test_cli.py::test_bad_input_is_one_line_exit_1_and_no_file",
     "test_cli.py::test_closing_stdin_stops_and_keep_partial_writes_the_image",
     "test_cli.py::test_doctor_with_random_weights_is_ready",
+    "test_features.py::test_replicate_pad_repeats_the_edge_pixels",
+    "test_features.py::test_a_flat_image_gives_flat_first_features_up_to_the_borders",
 )
 
 

@@ -1,0 +1,72 @@
+"""A few gallery cells under several recipes, side by side: the evaluator's scores and the style score per layer.
+
+For the trade-offs the whole gallery is too slow to sweep: this renders (or takes from
+bench/gallery.py's cache) only the cells named, under each recipe of bench/recipes.py, and
+prints evaluate.py's scores with the style score split by layer (block1_conv1 .. block5_conv1;
+they sum to the style column), which tells whether a recipe misses the style's colours and
+fine marks (the shallow layers) or its larger shapes (the deep ones).
+
+    python bench/cells.py --recipes default,crowsonkb-sw30 --cells landscape:mosaic,chelsea:hatching [--size 384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import evaluate  # noqa: E402
+import gallery  # noqa: E402
+import numpy as np  # noqa: E402
+import recipes  # noqa: E402
+
+
+def style_by_layer(ev: evaluate.PairEvaluator, result: np.ndarray) -> list:
+    """The style score's share of each evaluator style layer (the shares sum to the style score)."""
+    refs = ev._refs(*result.shape[:2])
+    fx = evaluate.features(result)
+    return [
+        float(np.sum((evaluate.gram(fx[n]) - refs["gs"][n]) ** 2) / np.sum(refs["gs"][n] ** 2)) / refs["gram_photo"]
+        for n in evaluate.STYLE_LAYERS
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", default="default", help="comma-separated names from bench/recipes.py")
+    parser.add_argument("--cells", required=True, help="comma-separated photo:style pairs of bench/gallery.py")
+    parser.add_argument("--size", type=int, default=384)
+    args = parser.parse_args(argv)
+    sources = {n: s for n, _, s in gallery.PHOTOS} | {n: s for n, _, s in gallery.STYLES}
+    cells = [tuple(c.split(":")) for c in args.cells.split(",") if c]
+    unknown = [c for c in cells if len(c) != 2 or c[0] not in sources or c[1] not in sources]
+    if unknown:
+        parser.error(f"--cells: expected photo:style pairs of {', '.join(sources)}, received {unknown[0]}")
+    names = [n.strip() for n in args.recipes.split(",") if n.strip()]
+    bad = [n for n in names if n not in recipes.RECIPES]
+    if bad:
+        parser.error(f"--recipes: expected names among {', '.join(recipes.RECIPES)}, received {bad[0]!r}")
+    layers = " ".join(f"{n.split('_')[0]:>7}" for n in evaluate.STYLE_LAYERS)
+    rows = []
+    for name in names:
+        config = recipes.config_for(name, args.size)
+        for photo, style in cells:
+            image, record = gallery.render(name, config, photo, style, log=lambda m: print(m, flush=True))
+            ev = evaluate.PairEvaluator(gallery.load_image(sources[photo]), gallery.load_image(sources[style]))
+            rows.append((name, f"{photo}+{style}", record["scores"], style_by_layer(ev, image)))
+    header = f"{'recipe':>16} {'cell':>18}" + "".join(f"{c:>8}" for c in evaluate.COLUMNS)
+    print(header + "   style by layer: " + layers)
+    for name, cell, s, per in rows:
+        print(
+            f"{name:>16} {cell:>18}"
+            + "".join(f"{s[c]:8.3f}" for c in evaluate.COLUMNS)
+            + "                   "
+            + " ".join(f"{v:7.3f}" for v in per)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
