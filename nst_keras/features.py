@@ -2,8 +2,9 @@
 
 Only the layers up to the deepest content or style layer are kept (the rest of the network
 would cost time and memory for nothing), max pooling can be swapped for average pooling
-(Gatys et al. found it gives slightly smoother results), and on a GPU the convolutions can
-run in mixed float16 while the features handed to the losses stay float32.
+(Gatys et al. found it gives slightly smoother results), and the convolutions can run in mixed
+float16 (GPUs) or mixed bfloat16 (CPUs with AMX or AVX512_BF16) while the features handed to the
+losses stay float32.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from .config import CONV_LAYERS, RANDOM_WEIGHTS
 
 # Caffe-style ImageNet preprocessing used by Keras's VGG weights: BGR, minus the mean pixel.
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# The compute dtype (nst_keras.device.compute_dtype) -> the Keras dtype policy of every layer: the
+# mixed policies keep the weights in float32 and compute in the half type.
+POLICIES = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 _APPLICATIONS = {
     "vgg19": keras.applications.VGG19,
@@ -75,7 +80,9 @@ def _build(backbone: str, layers, pooling: str, dtype: str, seed: int) -> keras.
     last = deepest_layer(backbone, layers)
     keras.utils.set_random_seed(seed)  # random weights (plumbing tests) are reproducible
     base = _APPLICATIONS[backbone](include_top=False, weights=None, input_shape=(None, None, 3))
-    policy = "mixed_float16" if dtype == "float16" else "float32"
+    policy = POLICIES.get(dtype)
+    if policy is None:
+        raise ValueError(f"dtype: expected one of {', '.join(POLICIES)}, received {dtype!r}")
 
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = inputs
