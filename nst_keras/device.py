@@ -45,9 +45,12 @@ def compute_dtype(precision: str, measure: bool = False) -> str:
     on every backend.
 
     Measured with TensorFlow 2.21 on a 2-core Xeon with AMX_BF16 and AVX512_BF16 (2026-12,
-    bench/results/precision-512.log: one value-and-gradient of the default objective at 512x341):
-    see that log for the figures; float16 has no fast convolution on CPUs (about 2x slower
-    there), and on a CPU without AMX bfloat16 was 1.5x slower than float32.
+    bench/bench_precision.py, one value-and-gradient of the default objective at 512x341, the
+    variants alternating on a shared machine; bench/results/precision-512.log): mixed bfloat16
+    took 0.36x float32's time (its loss within 2e-4, its gradient within 2% of float32's), and
+    mixed float16 1.3x (CPUs have no fast float16 convolution). The same cell of the gallery
+    came out with equal scores in half the time (docs/precision-bf16.png). On an Intel CPU
+    without AMX, bfloat16 was 1.5x slower than float32: hence a measurement, not a rule.
     """
     if precision == "mixed":
         return "float16"
