@@ -35,14 +35,43 @@ def uses_gpu() -> bool:
     return device_info()["kind"] == "GPU"
 
 
-def compute_dtype(precision: str) -> str:
-    """The dtype the network computes in: float16 ('mixed', or 'auto' on a GPU), else float32.
+def compute_dtype(precision: str, measure: bool = False) -> str:
+    """The dtype the network computes in: 'float16', 'bfloat16' or 'float32'.
 
-    Mixed precision pays off on GPUs with tensor cores (CUDA) and on Apple GPUs; on CPUs it is
-    slower (measured with TensorFlow: float16 slower, bfloat16 1.5x slower on an Intel CPU without
-    AMX), so 'auto' keeps float32 there. Keras's mixed_float16 policy casts each layer's inputs and
-    weights to float16 and keeps the features handed to the losses in float32, on every backend.
+    'mixed' is float16, 'bfloat16' is bfloat16, 'float32' is float32. 'auto' is float16 on a GPU
+    (tensor cores; Apple GPUs); on a CPU it is the precision the planner's calibration found faster
+    on this machine, float32 or bfloat16 (see `auto_precision`). Keras's mixed policies cast each
+    layer's inputs and weights to the half type and the features handed to the losses stay float32,
+    on every backend.
+
+    Measured with TensorFlow 2.21 on a 2-core Xeon with AMX_BF16 and AVX512_BF16 (2026-12,
+    bench/bench_precision.py, one value-and-gradient of the default objective at 512x341, the
+    variants alternating on a shared machine; bench/results/precision-512.log): mixed bfloat16
+    took 0.36x float32's time (its loss within 2e-4, its gradient within 2% of float32's), and
+    mixed float16 1.3x (CPUs have no fast float16 convolution); on torch 2.13 bfloat16 took 0.45x,
+    on JAX 0.10 (XLA) 0.93x, where the race keeps float32. The same cell of the gallery
+    came out with equal scores in half the time (docs/precision-bf16.png). On an Intel CPU
+    without AMX, bfloat16 was 1.5x slower than float32: hence a measurement, not a rule.
     """
-    if precision == "mixed" or (precision == "auto" and uses_gpu()):
+    if precision == "mixed":
         return "float16"
+    if precision == "bfloat16":
+        return "bfloat16"
+    if precision == "auto":
+        return auto_precision(measure)["dtype"]
     return "float32"
+
+
+def auto_precision(measure: bool = False) -> dict:
+    """What precision 'auto' uses here, and why: {'dtype', 'reason', 'source'}.
+
+    On a GPU: float16. On a CPU: the faster of float32 and bfloat16 on a small objective,
+    measured once per CPU and framework version and cached with the planner's calibration
+    (nst_keras/planner/calibration.py `cpu_precision`); until it is measured (`measure` False
+    and nothing cached), float32.
+    """
+    if uses_gpu():
+        return {"dtype": "float16", "reason": "a GPU: mixed float16", "source": "rule"}
+    from .planner.calibration import cpu_precision
+
+    return cpu_precision(measure=measure)

@@ -2,14 +2,15 @@
 
 Only the layers up to the deepest content or style layer are kept (the rest of the network
 would cost time and memory for nothing), max pooling can be swapped for average pooling
-(Gatys et al. found it gives slightly smoother results), and on a GPU the convolutions can
-run in mixed float16 while the features handed to the losses stay float32.
+(Gatys et al. found it gives slightly smoother results), and the convolutions can run in mixed
+float16 (GPUs) or mixed bfloat16 (CPUs with AMX or AVX512_BF16) while the features handed to the
+losses stay float32.
 
 The first convolution pads the image by repeating its edge pixels instead of with zeros (as
 crowsonkb/style-transfer-pytorch does): zero padding is a frame of the ImageNet mean colour
 around the picture, which the style term then "paints" into dark and light blotches along the
 borders and in the corners (measured on the gallery: HED edge correlation with the photo 0.77 ->
-0.92 on chelsea + hatching at 384 px, bench/results/border-384.log). Deeper layers keep their
+0.92 on chelsea + hatching at 384 px; bench/results/border-384.log has every cell). Deeper layers keep their
 zero padding, as trained.
 """
 
@@ -22,6 +23,10 @@ from .config import CONV_LAYERS, RANDOM_WEIGHTS
 
 # Caffe-style ImageNet preprocessing used by Keras's VGG weights: BGR, minus the mean pixel.
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# The compute dtype (nst_keras.device.compute_dtype) -> the Keras dtype policy of every layer: the
+# mixed policies keep the weights in float32 and compute in the half type.
+POLICIES = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 _APPLICATIONS = {
     "vgg19": keras.applications.VGG19,
@@ -91,7 +96,9 @@ def _build(backbone: str, layers, pooling: str, dtype: str, seed: int) -> keras.
     last = deepest_layer(backbone, layers)
     keras.utils.set_random_seed(seed)  # random weights (plumbing tests) are reproducible
     base = _APPLICATIONS[backbone](include_top=False, weights=None, input_shape=(None, None, 3))
-    policy = "mixed_float16" if dtype == "float16" else "float32"
+    policy = POLICIES.get(dtype)
+    if policy is None:
+        raise ValueError(f"dtype: expected one of {', '.join(POLICIES)}, received {dtype!r}")
 
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = inputs

@@ -38,7 +38,15 @@ def main(out_dir, legacy_h5):
     content, style, x = image(64, 80, 0), image(72, 72, 1), image(64, 80, 2)
     legacy = FeatureExtractor("vgg19", ("block1_conv1", "block2_conv1", "block2_conv2"), "max", legacy_h5)
     legacy_obj = Objective(legacy, ("block2_conv2",), {"block1_conv1": 0.5, "block2_conv1": 0.5}, 1.0, 10.0, 1.0)
-    cfg = StyleConfig(backbone="vgg16", weights=hed_weights_path(), max_size=96, min_size=48, iterations=6, seed=0)
+    cfg = StyleConfig(
+        backbone="vgg16",
+        weights=hed_weights_path(),
+        max_size=96,
+        min_size=48,
+        iterations=6,
+        seed=0,
+        precision="float32",
+    )
     layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
     hed = Objective.from_config(FeatureExtractor("vgg16", layers, "max", cfg.weights), cfg)
     result = {

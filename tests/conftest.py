@@ -6,6 +6,9 @@ import tempfile
 # Before anything imports keras: keras creates its cache folder on import.
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="nst-keras-test-keras-home-"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The planner's calibration (time coefficients, the precision 'auto' uses on a CPU) of this session
+# only: a choice cached on this machine by real runs does not change what the tests compute.
+os.environ.setdefault("NST_KERAS_CACHE_DIR", tempfile.mkdtemp(prefix="nst-keras-test-cache-"))
 os.environ.pop("NST_KERAS_WEIGHTS", None)
 os.environ.pop("NST_KERAS_WEIGHTS_URL", None)
 

@@ -37,7 +37,7 @@ def test_the_defaults_are_valid_and_frozen():
         ({"backbone": "resnet"}, "backbone: expected one of vgg19, vgg16, received 'resnet'"),
         ({"pooling": "min"}, "pooling: expected one of max, avg, received 'min'"),
         ({"preset": "ultra"}, "preset: expected one of draft, normal, high, received 'ultra'"),
-        ({"precision": "float64"}, "precision: expected one of auto, float32, mixed, received 'float64'"),
+        ({"precision": "float64"}, "precision: expected one of auto, float32, mixed, bfloat16, received 'float64'"),
         ({"preserve_colors": "yes"}, "preserve_colors: expected one of luminance, histogram, received 'yes'"),
         ({"max_size": -1}, "max_size: expected a whole number >= 0, received -1"),
         ({"max_size": 512.5}, "max_size: expected a whole number >= 0, received 512.5"),

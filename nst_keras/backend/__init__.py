@@ -70,7 +70,8 @@ def describe() -> dict:
 
     module = seam()
     info = module.device_info()
-    dtype = device.compute_dtype("auto")
+    auto = device.auto_precision(measure=True)  # on a CPU: measured once (a few seconds), then cached
+    dtype = auto["dtype"]
     return {
         "backend": module.NAME,
         "backend_reason": reason(),
@@ -83,4 +84,6 @@ def describe() -> dict:
         "device_memory_bytes": info["memory_bytes"],
         "mixed_precision": dtype != "float32",
         "compute_dtype": dtype,
+        "precision_reason": auto["reason"],
+        "precision_source": auto["source"],
     }

@@ -95,7 +95,8 @@ def _backend_line(b: dict) -> str:
     if "error" in b:
         return f"NOT USABLE: {b['error']}"
     precision = "mixed " + b["compute_dtype"] if b["mixed_precision"] else b["compute_dtype"]
-    return f"{b['backend']} {b['framework_version']} ({b['backend_reason']}); {b['device']}; precision {precision}"
+    why = f" ({b['precision_reason']})" if b.get("precision_reason") else ""
+    return f"{b['backend']} {b['framework_version']} ({b['backend_reason']}); {b['device']}; precision {precision}{why}"
 
 
 def doctor_command(argv: list, reporter: Reporter) -> int:

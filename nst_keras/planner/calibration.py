@@ -3,6 +3,11 @@
 Cached as JSON in the user's cache folder, one entry per device, network, pooling, precision,
 allocator mode and TensorFlow version; measured again when asked (NST_KERAS_RECALIBRATE=1) or
 when an entry was taken while the machine was busy and it is quiet now.
+
+On a CPU it also decides what precision 'auto' computes in (`cpu_precision`): float32 and
+bfloat16 are timed in turn on a small objective, and bfloat16 is chosen only when it is clearly
+faster (CPUs with AMX run it several times faster; those without it, slower). One entry per CPU
+and framework version, with the timings and the reason, which `doctor` shows.
 """
 
 from __future__ import annotations
@@ -110,7 +115,9 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     from .. import device
 
     info = device.device_info()
-    dtype = device.compute_dtype(config.precision)
+    if refresh and measure and config.precision == "auto" and info["kind"] == "CPU":
+        cpu_precision(measure=True, refresh=True)  # the precision race is part of the calibration
+    dtype = device.compute_dtype(config.precision, measure=measure)
     key = calibration_key(config, f"{info['kind']}: {info['name']}", dtype)
     path = os.path.join(cache_dir(), CALIBRATION_FILE)
     data = _read_cache(path)
@@ -126,6 +133,109 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     data["entries"][key] = entry
     _write_cache(path, data)
     return {**entry, "source": "measured"}
+
+
+PRECISION_VERSION = 1
+PRECISION_SIZE = (160, 160)  # the image of the precision race: small, but every layer does real work
+PRECISION_ROUNDS = 3
+PRECISION_MARGIN = 0.85  # bfloat16 must take at most this share of float32's time (its pictures differ a little)
+PRECISION_CANDIDATES = ("float32", "bfloat16")
+
+
+def precision_key(device_name: str) -> str:
+    from .. import backend
+
+    return "|".join(("precision", device_name, backend.seam().version_tag(), f"v{PRECISION_VERSION}"))
+
+
+def choose_precision(timings: dict) -> tuple:
+    """(dtype, reason) from {'float32': seconds, 'bfloat16': seconds or None (it failed)}."""
+    f32, bf16 = timings.get("float32"), timings.get("bfloat16")
+    size = "x".join(str(v) for v in PRECISION_SIZE)
+    if not isinstance(f32, (int, float)) or f32 <= 0:
+        return "float32", "float32: the measurement of float32 failed, so nothing to compare with"
+    if not isinstance(bf16, (int, float)) or bf16 <= 0:
+        return "float32", "float32: bfloat16 did not run (or gave a non-finite loss) on this CPU"
+    ratio = bf16 / f32
+    figures = f"bfloat16 {bf16 * 1000:.0f} ms vs float32 {f32 * 1000:.0f} ms per evaluation at {size}"
+    if ratio <= PRECISION_MARGIN:
+        return "bfloat16", f"bfloat16: {1 / ratio:.1f}x faster than float32 here ({figures})"
+    return "float32", f"float32: bfloat16 is not faster enough here ({ratio:.2f}x float32's time; {figures})"
+
+
+def cpu_precision(*, measure: bool = False, refresh: bool = False) -> dict:
+    """The precision 'auto' uses on this CPU: {'dtype', 'reason', 'source'} plus the timings.
+
+    'source' is 'cache', 'measured' or 'default' (nothing cached and `measure` False: float32,
+    until a calibration measures it).
+    """
+    refresh = refresh or os.environ.get(RECALIBRATE_ENV, "") not in ("", "0")
+    from .. import device
+
+    info = device.device_info()
+    key = precision_key(f"{info['kind']}: {info['name']}")
+    path = os.path.join(cache_dir(), CALIBRATION_FILE)
+    entry = _read_cache(path)["entries"].get(key)
+    usable = isinstance(entry, dict) and entry.get("dtype") in PRECISION_CANDIDATES
+    if usable and not refresh and not (measure and _measured_while_busy(entry)):
+        return {**entry, "source": "cache"}
+    if not measure:
+        return {"dtype": "float32", "reason": "float32: not measured on this CPU yet", "source": "default"}
+    timings = _race_precisions()
+    dtype, reason = choose_precision(timings)
+    entry = {"dtype": dtype, "reason": reason, "timings": timings, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    load = _load_per_core()
+    if load is not None:
+        entry["load_per_core"] = load
+    data = _read_cache(path)
+    data["version"] = CALIBRATION_VERSION
+    data["entries"][key] = entry
+    _write_cache(path, data)
+    return {**entry, "source": "measured"}
+
+
+def _race_precisions() -> dict:
+    """{dtype: median seconds of one value-and-gradient (None: it failed)}, the candidates in turn."""
+    import math
+
+    import numpy as np
+
+    from ..config import RANDOM_WEIGHTS
+    from ..features import FeatureExtractor
+    from ..gradient import Objective
+
+    note_tensorflow_started()
+    config = StyleConfig(weights=RANDOM_WEIGHTS)
+    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+    img = np.random.default_rng(0).uniform(0.0, 255.0, (*PRECISION_SIZE, 3)).astype(np.float32)
+    calls = {}
+    for dtype in PRECISION_CANDIDATES:
+        try:
+            objective = Objective.from_config(
+                FeatureExtractor(config.backbone, layers, "max", RANDOM_WEIGHTS, dtype), config
+            )
+            targets = (
+                objective.content_targets(img),
+                {name: objective.style_grams(img)[name] for name in objective.style_layers},
+                objective.tv_reference(img),
+            )
+            x = np.ascontiguousarray(img[::-1])  # another image than the targets': every term counts
+
+            def call(objective=objective, targets=targets, x=x):
+                return objective.numpy_value_and_grad(x, *targets)[0]
+
+            if not math.isfinite(call()):  # the first call traces / compiles
+                continue
+            calls[dtype] = call
+        except Exception:  # noqa: BLE001 - a precision this CPU or framework cannot run loses the race
+            continue
+    times = {dtype: [] for dtype in calls}
+    for _ in range(PRECISION_ROUNDS):
+        for dtype, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[dtype].append(time.perf_counter() - start)
+    return {dtype: (float(np.median(times[dtype])) if times.get(dtype) else None) for dtype in PRECISION_CANDIDATES}
 
 
 def _measure(config: StyleConfig, dtype: str, gpu: bool) -> dict:

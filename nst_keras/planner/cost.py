@@ -52,6 +52,7 @@ MEMORY = {
         "opt_scale": 1.0,
     },
 }
+HALF_DTYPES = ("float16", "bfloat16")  # 2-byte activations: the network's memory is about 0.6 of float32's
 LBFGS_VECTOR_BPP = 12.0  # one float32 RGB image: the unit of the L-BFGS state (optimize._lbfgs)
 ADAM_PIXELS_BPP = 60.0  # Adam's state and temporaries per pixel of the piece (x, m, v, gradient, update)
 ADAM_PYRAMID_BPP = 150.0  # the same on a pyramid (4/3 the floats) + the composed image and its pull-back
@@ -108,7 +109,7 @@ class CostModel:
         """`memory`: the CPU allocator's mode; `growth`: how much more than it holds alive a pool may keep."""
         constants = MEMORY[memory]
         floats = activation_floats(config.backbone, config.content_layers + config.style_layers)
-        half = 0.6 if dtype == "float16" else 1.0
+        half = 0.6 if dtype in HALF_DTYPES else 1.0
         net = constants["net_bpp_per_float"] * floats * half * growth
         if kind == "GPU" and time_coefficients.get("gpu_bpp"):
             net = float(time_coefficients["gpu_bpp"])
