@@ -229,7 +229,7 @@ def _race_precisions() -> dict:
             calls[dtype] = call
         except Exception:  # noqa: BLE001 - a precision this CPU or framework cannot run loses the race
             continue
-    times = {dtype: [] for dtype in calls}
+    times: dict = {dtype: [] for dtype in calls}
     for _ in range(PRECISION_ROUNDS):
         for dtype, call in calls.items():
             start = time.perf_counter()
