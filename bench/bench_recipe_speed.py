@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     for _ in range(args.repeat):
         for name in names:
             config = recipes.config_for(name, args.size)
-            r = common.run_pipeline(content, [style], config, curve=False)
+            r = common.run_pipeline(content, style, config, curve=False)
             work = r["eval_units"] * r["size"][0] * r["size"][1] / REF_PIXELS
             rows.append((name, r, r["output"], work))
             print(name, {k: v for k, v in r.items() if k not in ("output", "curve", "calls")}, flush=True)

@@ -40,6 +40,7 @@ CK = {"content_layers": ("block4_conv2",), "style_loss": "mean_cov", "style_laye
 
 RECIPES = {
     "default": {},
+    "default-bf16": {"precision": "bfloat16"},  # the network in mixed bfloat16 (auto on AMX CPUs)
     "old-default": OLD_DEFAULT,
     "gatys": GATYS | {"style_weight": 10.0},
     "gatys-sw1": GATYS | {"style_weight": 1.0},
