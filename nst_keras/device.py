@@ -35,7 +35,7 @@ def uses_gpu() -> bool:
     return device_info()["kind"] == "GPU"
 
 
-def compute_dtype(precision: str, measure: bool = False) -> str:
+def compute_dtype(precision: str, measure: bool = False, refresh: bool = False) -> str:
     """The dtype the network computes in: 'float16', 'bfloat16' or 'float32'.
 
     'mixed' is float16, 'bfloat16' is bfloat16, 'float32' is float32. 'auto' is float16 on a GPU
@@ -58,20 +58,20 @@ def compute_dtype(precision: str, measure: bool = False) -> str:
     if precision == "bfloat16":
         return "bfloat16"
     if precision == "auto":
-        return auto_precision(measure)["dtype"]
+        return auto_precision(measure, refresh)["dtype"]
     return "float32"
 
 
-def auto_precision(measure: bool = False) -> dict:
+def auto_precision(measure: bool = False, refresh: bool = False) -> dict:
     """What precision 'auto' uses here, and why: {'dtype', 'reason', 'source'}.
 
     On a GPU: float16. On a CPU: the faster of float32 and bfloat16 on a small objective,
     measured once per CPU and framework version and cached with the planner's calibration
     (nst_keras/planner/calibration.py `cpu_precision`); until it is measured (`measure` False
-    and nothing cached), float32.
+    and nothing cached), float32. `refresh` (with `measure`) races the two again.
     """
     if uses_gpu():
         return {"dtype": "float16", "reason": "a GPU: mixed float16", "source": "rule"}
     from .planner.calibration import cpu_precision
 
-    return cpu_precision(measure=measure)
+    return cpu_precision(measure=measure, refresh=refresh)

@@ -48,7 +48,9 @@ def test_each_precision_maps_to_its_compute_dtype_and_keras_policy(monkeypatch):
     assert device.compute_dtype("bfloat16") == "bfloat16"
     assert POLICIES == {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
     monkeypatch.setattr(device, "uses_gpu", lambda: False)
-    monkeypatch.setattr(calibration, "cpu_precision", lambda measure=False: {"dtype": "bfloat16", "reason": "r"})
+    monkeypatch.setattr(
+        calibration, "cpu_precision", lambda measure=False, refresh=False: {"dtype": "bfloat16", "reason": "r"}
+    )
     assert device.compute_dtype("auto") == "bfloat16"
     monkeypatch.setattr(device, "uses_gpu", lambda: True)
     assert device.compute_dtype("auto") == "float16"
@@ -150,6 +152,23 @@ def test_a_calibration_runs_the_race_and_measures_the_winner(monkeypatch):
     assert measured == ["bfloat16", "float32"]
     # Without measuring (the engine before a run), the cached choice and the cached coefficients.
     assert calibration.calibrate(StyleConfig(weights="random"), measure=False)["source"] == "cache"
+
+
+def test_a_recalibration_runs_the_race_once(monkeypatch):
+    races = []
+
+    def fake_race():
+        races.append(1)
+        return {"float32": 0.40, "bfloat16": 0.10}
+
+    monkeypatch.setattr(device, "uses_gpu", lambda: False)
+    monkeypatch.setattr(calibration, "_race_precisions", fake_race)
+    monkeypatch.setattr(calibration, "_measure", lambda config, dtype, gpu: planner.DEFAULT_TIME)
+    calibration.calibrate(StyleConfig(weights="random"), refresh=True)
+    assert len(races) == 1
+    monkeypatch.setenv(planner.RECALIBRATE_ENV, "1")
+    calibration.calibrate(StyleConfig(weights="random"))
+    assert len(races) == 2
 
 
 def test_the_real_race_times_both_candidates():

@@ -115,9 +115,8 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     from .. import device
 
     info = device.device_info()
-    if refresh and measure and config.precision == "auto" and info["kind"] == "CPU":
-        cpu_precision(measure=True, refresh=True)  # the precision race is part of the calibration
-    dtype = device.compute_dtype(config.precision, measure=measure)
+    # on a CPU with precision 'auto', the precision race is part of the calibration (run again on refresh)
+    dtype = device.compute_dtype(config.precision, measure=measure, refresh=refresh and measure)
     key = calibration_key(config, f"{info['kind']}: {info['name']}", dtype)
     path = os.path.join(cache_dir(), CALIBRATION_FILE)
     data = _read_cache(path)
@@ -216,7 +215,7 @@ def _race_precisions() -> dict:
             )
             targets = (
                 objective.content_targets(img),
-                {name: objective.style_grams(img)[name] for name in objective.style_layers},
+                objective.style_grams(img),
                 objective.tv_reference(img),
             )
             x = np.ascontiguousarray(img[::-1])  # another image than the targets': every term counts
