@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import glob
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from installer_modules import load_installer
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_PY = REPO / "install" / "install.py"
@@ -38,17 +38,6 @@ FAST = [
     "no",  # the same backend (TensorFlow on the CPU) on a machine with an NVIDIA GPU
 ]
 WEIGHTS_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
-
-def load_installer(module: str = "common"):
-    """A module of the installer's package install/nst_keras_installer (no byte code left in install/)."""
-    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-    sys.path.insert(0, str(INSTALL_PY.parent))
-    try:
-        return importlib.import_module(f"nst_keras_installer.{module}")
-    finally:
-        sys.path.remove(str(INSTALL_PY.parent))
-        sys.dont_write_bytecode = saved
 
 
 # Helpers -------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ read from --dry-run's output, and the one real install uses --no-deps --no-index
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from installer_modules import load_installer
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_PY = REPO / "install" / "install.py"
@@ -22,19 +22,8 @@ FAST = ["--yes", "--system-site-packages", "--no-deps", "--pip-args", "--no-buil
 FAST += ["--skip-weights", "--skip-doctor"]
 
 
-def load(module: str):
-    """A module of install/nst_keras_installer (no byte code left in install/)."""
-    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-    sys.path.insert(0, str(INSTALL_PY.parent))
-    try:
-        return importlib.import_module(f"nst_keras_installer.{module}")
-    finally:
-        sys.path.remove(str(INSTALL_PY.parent))
-        sys.dont_write_bytecode = saved
-
-
-backend = load("backend")
-bc = load("backend_choice")
+backend = load_installer("backend")
+bc = load_installer("backend_choice")
 Facts = bc.Facts
 ENGINE = str(backend.REPO)
 DEPS = [spec for spec in backend.engine_requirements() if not spec.startswith("tensorflow")]
@@ -221,7 +210,7 @@ def test_the_engine_reads_the_record_the_installer_writes(tmp_path, monkeypatch,
     """The installer's own write_record, into a made-up engine prefix; the engine's selection picks it for auto."""
     from nst_keras.backend import selection
 
-    pyenv, manifest = load("pyenv"), load("manifest")
+    pyenv, manifest = load_installer("pyenv"), load_installer("manifest")
     prefix = tmp_path / "venv"
     prefix.mkdir()
     steps = pyenv.PythonEnvSteps()
@@ -322,31 +311,12 @@ def test_dry_run_says_what_it_picked_and_why_and_runs_those_commands(tmp_path, p
 
 def test_dry_run_takes_the_torch_index_from_the_environment(tmp_path, index_url):
     run = Run(tmp_path, "windows")
-    proc = run(
-        "--dry-run",
-        "--yes",
-        "--skip-weights",
-        "--machine",
-        "AMD64",
-        "--nvidia",
-        "yes",
-        env={"NST_KERAS_TORCH_INDEX": index_url},
-    )
+    windows_nvidia = ["--dry-run", "--yes", "--skip-weights", "--machine", "AMD64", "--nvidia", "yes"]
+    proc = run(*windows_nvidia, env={"NST_KERAS_TORCH_INDEX": index_url})
     assert proc.returncode == 0, proc.stderr
     assert pip_lines(proc.stdout)[0] == ["--index-url", index_url, "torch>=2.5"]
     assert "(PyTorch on CUDA)" in proc.stdout and "--torch-index URL" not in proc.stdout
-    proc = run(
-        "--dry-run",
-        "--yes",
-        "--skip-weights",
-        "--machine",
-        "AMD64",
-        "--nvidia",
-        "yes",
-        "--torch-index",
-        index_url + "/flag",
-        env={"NST_KERAS_TORCH_INDEX": index_url},
-    )
+    proc = run(*windows_nvidia, "--torch-index", index_url + "/flag", env={"NST_KERAS_TORCH_INDEX": index_url})
     assert pip_lines(proc.stdout)[0] == ["--index-url", index_url + "/flag", "torch>=2.5"], "the flag wins"
 
 
