@@ -35,20 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = (("float32", "float32"), ("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16"))
 
 
-def cpu_flags() -> set:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def peaks(cpu: dict, flags: set) -> dict:
-    """{dtype: (GFLOP/s, how it was derived)} for the units each precision can use on this CPU."""
-    cores, ghz = cpu["cores"], cpu["ghz_used"]
+def peaks(cpu: dict) -> dict:
+    """{dtype: (GFLOP/s, how it was derived)} for the units each precision can use (cpu: common.cpu_peak_gflops())."""
+    cores, ghz, flags = cpu["cores"], cpu["ghz_used"], cpu["flags"]
     out = {"float32": (cpu["peak_gflops"], f"fp32 {cpu['assumption']}")}
     if "amx_bf16" in flags:
         out["bfloat16"] = (cores * ghz * 1024, f"AMX-BF16 {cores} cores x {ghz:.2f} GHz x 1024 FLOPs/cycle")
@@ -110,7 +99,7 @@ def main(argv=None) -> int:
             times[label].append(time.perf_counter() - start)
 
     cpu = common.cpu_peak_gflops()
-    peak = peaks(cpu, cpu_flags())
+    peak = peaks(cpu)
     last = deepest_layer(cfg.backbone, cfg.content_layers + cfg.style_layers)
     flops = 2 * common.conv_flops(cfg.backbone, h, w, last) / 1e9
     medians = {label: float(np.median(t)) for label, t in times.items()}

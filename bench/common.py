@@ -304,15 +304,16 @@ def conv_flops(backbone: str, height: int, width: int, last_layer: str) -> float
 
 
 def cpu_peak_gflops() -> dict:
-    """The CPU's fp32 peak from lscpu/cpuinfo, with the assumption spelled out."""
-    info = {"cores": os.cpu_count() or 1, "ghz": None, "model": "?", "avx512": False}
+    """The CPU's fp32 peak from lscpu/cpuinfo, with the assumption spelled out (and the CPU's flags, a set)."""
+    info = {"cores": os.cpu_count() or 1, "ghz": None, "model": "?", "avx512": False, "flags": set()}
     try:
         text = Path("/proc/cpuinfo").read_text()
         for line in text.splitlines():
             if line.startswith("model name") and info["model"] == "?":
                 info["model"] = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and "avx512f" in line:
-                info["avx512"] = True
+            if line.startswith("flags") and not info["flags"]:
+                info["flags"] = set(line.split(":", 1)[1].split())
+                info["avx512"] = "avx512f" in info["flags"]
             if line.startswith("cpu MHz") and info["ghz"] is None:
                 info["ghz"] = float(line.split(":", 1)[1]) / 1000.0
     except OSError:

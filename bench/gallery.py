@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -93,6 +94,7 @@ PICTURE_SOURCES = (
 )
 
 
+@lru_cache(maxsize=1)
 def _engine_digest() -> str:
     h = hashlib.sha1()
     for name in PICTURE_SOURCES:

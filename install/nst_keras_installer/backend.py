@@ -154,9 +154,10 @@ def plan(choice, torch_index=None, no_deps=False, offline=False):
         )
     reqs = list(choice.requirements)
     if choice.backend == "tensorflow":
-        extra = [spec for spec in reqs if spec != tensorflow_requirement()]  # the CPU one is the engine's own
+        own = tensorflow_requirement()
+        extra = [spec for spec in reqs if spec != own]  # the CPU one is the engine's own
         commands = [(["--no-deps"] if no_deps else []) + [REPO] + extra]
-        installed = extra if no_deps else [tensorflow_requirement()] + extra
+        installed = extra if no_deps else [own] + extra
     elif no_deps:
         notes.append(f"--no-deps: installing nst-keras only, not {' '.join(reqs)} nor any dependency")
         commands, installed = [["--no-deps", REPO]], []
