@@ -19,18 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import evaluate  # noqa: E402
 import gallery  # noqa: E402
-import numpy as np  # noqa: E402
 import recipes  # noqa: E402
-
-
-def style_by_layer(ev: evaluate.PairEvaluator, result: np.ndarray) -> list:
-    """The style score's share of each evaluator style layer (the shares sum to the style score)."""
-    refs = ev._refs(*result.shape[:2])
-    fx = evaluate.features(result)
-    return [
-        float(np.sum((evaluate.gram(fx[n]) - refs["gs"][n]) ** 2) / np.sum(refs["gs"][n] ** 2)) / refs["gram_photo"]
-        for n in evaluate.STYLE_LAYERS
-    ]
 
 
 def main(argv=None) -> int:
@@ -49,13 +38,17 @@ def main(argv=None) -> int:
     if bad:
         parser.error(f"--recipes: expected names among {', '.join(recipes.RECIPES)}, received {bad[0]!r}")
     layers = " ".join(f"{n.split('_')[0]:>7}" for n in evaluate.STYLE_LAYERS)
+    evaluators = {  # one per cell: the photo's and the style's statistics computed once for every recipe
+        (photo, style): evaluate.PairEvaluator(gallery.load_image(sources[photo]), gallery.load_image(sources[style]))
+        for photo, style in cells
+    }
     rows = []
     for name in names:
         config = recipes.config_for(name, args.size)
         for photo, style in cells:
             image, record = gallery.render(name, config, photo, style, log=lambda m: print(m, flush=True))
-            ev = evaluate.PairEvaluator(gallery.load_image(sources[photo]), gallery.load_image(sources[style]))
-            rows.append((name, f"{photo}+{style}", record["scores"], style_by_layer(ev, image)))
+            per_layer = evaluators[(photo, style)].style_by_layer(image)
+            rows.append((name, f"{photo}+{style}", record["scores"], per_layer))
     header = f"{'recipe':>16} {'cell':>18}" + "".join(f"{c:>8}" for c in evaluate.COLUMNS)
     print(header + "   style by layer: " + layers)
     for name, cell, s, per in rows:

@@ -121,8 +121,13 @@ def w2_squared(stats_a, stats_b) -> float:
     return float(np.sum((ma - mb) ** 2) + max(0.0, np.trace(ca) + np.trace(cb) - 2 * np.trace(cross)))
 
 
+def _gram_terms(fx: dict, gs: dict) -> list:
+    """||G(x) - G(s)||^2 / ||G(s)||^2 for each of STYLE_LAYERS."""
+    return [float(np.sum((gram(fx[n]) - gs[n]) ** 2) / np.sum(gs[n] ** 2)) for n in STYLE_LAYERS]
+
+
 def _gram_distance(fx: dict, gs: dict) -> float:
-    return sum(float(np.sum((gram(fx[n]) - gs[n]) ** 2) / np.sum(gs[n] ** 2)) for n in STYLE_LAYERS)
+    return sum(_gram_terms(fx, gs))
 
 
 def _w2_distance(fx: dict, ss: dict) -> float:
@@ -191,6 +196,12 @@ class PairEvaluator:
             "edges": corr,
             "ssim": float(structural_similarity(r["luma_small"], luma, data_range=255.0)),
         }
+
+    def style_by_layer(self, result: np.ndarray) -> list:
+        """The style score's share of each of STYLE_LAYERS (the shares sum to score()'s 'style')."""
+        result = np.asarray(result, np.float32)[..., :3]
+        r = self._refs(*result.shape[:2])
+        return [term / r["gram_photo"] for term in _gram_terms(features(result), r["gs"])]
 
     def anchors(self, h: int, w: int) -> dict:
         """Scores at size (h, w) of the photo itself, of the style image resized to the photo's shape, and of
