@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install nst-keras (Linux, macOS): finds Python 3.10 or newer and runs install.py with all arguments.
-#   sh install/install.sh [--dry-run] [--gpu|--cpu] [--uninstall] ...   (see: sh install/install.sh --help)
+#   sh install/install.sh [--dry-run] [--gpu|--cpu] [--backend NAME[:cpu|:gpu]] [--torch-index URL] [--uninstall] ...   (see: sh install/install.sh --help)
 # $PYTHON chooses the interpreter. Exit 3 when no Python 3.10+ is found.
 case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
 here=$(CDPATH='' cd -- "$here" && pwd) || exit 1

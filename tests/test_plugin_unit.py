@@ -350,7 +350,7 @@ def test_argv_is_what_the_engine_expects(plugin):
         "o.png",
         values(plugin, keep_colours=True),
     )
-    assert prefixed[:5] == ["flatpak-spawn", "--host", "python3", "-m", "nst_keras"]
+    assert prefixed[:6] == ["flatpak-spawn", "--host", "--watch-bus", "python3", "-m", "nst_keras"]
     assert prefixed[prefixed.index("--preserve-colors") + 1] == "luminance"
 
 
@@ -367,9 +367,10 @@ def test_flatpak_spawn_gets_environment_and_temp_folder(plugin):
         forward_env={"TMPDIR": "/home/u/.var/app/org.gimp.GIMP/cache/nst-keras/nst-keras-1", "A": "b c"},
         cwd="/home/u/.var/app/org.gimp.GIMP/cache/nst-keras/nst-keras-1",
     )
-    assert argv[:6] == [
+    assert argv[:7] == [
         "flatpak-spawn",
         "--host",
+        "--watch-bus",  # a kill of flatpak-spawn also ends the engine on the host
         "--env=TMPDIR=/home/u/.var/app/org.gimp.GIMP/cache/nst-keras/nst-keras-1",
         "--env=A=b c",
         "--directory=/home/u/.var/app/org.gimp.GIMP/cache/nst-keras/nst-keras-1",

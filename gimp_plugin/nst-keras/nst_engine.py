@@ -171,10 +171,14 @@ def build_argv(
     The engine stops when its stdin closes (--stop-on-eof): the plug-in's first way to stop it.
     forward_env, cwd: with `flatpak-spawn` as the command prefix, the engine's environment
     variables and working folder are passed as its --env=/--directory= options (the host
-    process does not inherit the sandbox's environment).
+    process does not inherit the sandbox's environment), and --watch-bus is added: flatpak-spawn
+    forwards SIGTERM to the host process, but a SIGKILL stops only flatpak-spawn itself, and with
+    --watch-bus the host kills the engine when flatpak-spawn is gone.
     """
     prefix = list(settings["command_prefix"])
     if is_flatpak_spawn(prefix):
+        if "--watch-bus" not in prefix:  # the host process dies with flatpak-spawn: a kill then stops the engine
+            prefix.append("--watch-bus")
         prefix += [f"--env={key}={value}" for key, value in (forward_env or {}).items()]
         if cwd:
             prefix.append(f"--directory={cwd}")

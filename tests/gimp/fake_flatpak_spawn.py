@@ -4,6 +4,8 @@
 Like the real one, the command it starts does not inherit the caller's environment: only PATH,
 HOME and the --env=KEY=VALUE options reach it, and --directory= sets its working folder. It
 records its command line in $NST_FAKE_SPAWN_LOG (one JSON line per call) for the tests.
+--watch-bus (the host process dies with flatpak-spawn) holds by itself here: exec replaces this
+process with the command.
 """
 
 import json
@@ -23,7 +25,7 @@ while args and args[0].startswith("--"):
         env[key] = value
     elif option.startswith("--directory="):
         cwd = option[len("--directory=") :]
-    elif option != "--host":
+    elif option not in ("--host", "--watch-bus"):
         sys.exit(f"fake flatpak-spawn: unknown option {option}")
 if not args:
     sys.exit("fake flatpak-spawn: no command")

@@ -314,7 +314,7 @@ def test_flatpak_spawn_prefix(console):
     record = succeeded(console, "flatpak")
     assert record["new"]["changed_fraction"] > 0.5
     (argv,) = console["spawns"]
-    assert argv[1] == "--host" and "--env=NST_KERAS_WEIGHTS=random" in argv
+    assert argv[1:3] == ["--host", "--watch-bus"] and "--env=NST_KERAS_WEIGHTS=random" in argv
     folder = next(a for a in argv if a.startswith("--directory="))[len("--directory=") :]
     assert Path(folder).parent == console["cache"] / "nst-keras-tmp"
     assert f"--env=TMPDIR={folder}" in argv
