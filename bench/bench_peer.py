@@ -46,7 +46,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-DEFAULT_PAIRS = "samples/chelsea.png:samples/style-swirls.png,samples/astronaut.png:samples/style-swirls.png"
+# A source is a path in the repository or skimage:NAME (an image of scikit-image's data, as in bench/gallery.py).
+DEFAULT_PAIRS = "samples/chelsea.png:samples/style-swirls.png,skimage:astronaut:samples/style-swirls.png"
 # Keras's VGG16 layer names and the index of the ReLU after each conv in torchvision's vgg16().features.
 TORCH_RELU = {
     "block1_conv1": 1,
@@ -277,6 +278,29 @@ def _reach(run: dict, target: dict):
     return None
 
 
+def _split_pair(pair: str) -> list:
+    """'PHOTO:STYLE' -> [PHOTO, STYLE], where either may be skimage:NAME."""
+    parts, out = pair.split(":"), []
+    while parts:
+        head = parts.pop(0)
+        out.append(f"{head}:{parts.pop(0)}" if head == "skimage" and parts else head)
+    if len(out) != 2:
+        raise SystemExit(f"--pairs: expected PHOTO:STYLE, received {pair!r}")
+    return out
+
+
+def _source_file(source: str, tmp: str) -> str:
+    """A PNG path for a source: a file of the repository, or skimage:NAME written to `tmp`."""
+    if not source.startswith("skimage:"):
+        return str((REPO / source).resolve())
+    import common
+    import gallery
+
+    path = os.path.join(tmp, source.split(":", 1)[1] + ".png")
+    common.save_png(gallery.load_image(source), path)
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", choices=("peer", "ours"), help=argparse.SUPPRESS)
@@ -310,7 +334,7 @@ def main(argv=None) -> int:
     first, later = (int(v) for v in args.peer_iterations.split(","))
     summary = []
     for pair in args.pairs.split(","):
-        photo_path, style_path = (str((REPO / p).resolve()) for p in pair.split(":"))
+        photo_path, style_path = (_source_file(p, tmp) for p in _split_pair(pair))
         name = f"{Path(photo_path).stem}+{Path(style_path).stem}"
         # Both tools get the photo at the output size (the peer would upscale a smaller one, we would not).
         sized = os.path.join(tmp, f"{name}-photo.png")

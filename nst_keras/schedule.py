@@ -7,6 +7,11 @@ rule and one set of limits hold everywhere.
 The run starts at about `min_size` on the long side and doubles up to the target size (the
 content's own size capped by `max_size`); most iterations happen at the small scales, where a
 step is cheap, and the last scale refines detail.
+
+Scales beyond LARGE_SIDE (1024 px on the long side, the default output) refine an already
+stylized, upscaled image and cost 4x more per step at each doubling, so each doubling beyond
+LARGE_SIDE gets fewer steps (large_scale_iterations): a 4000x3000 photo runs 150, 114, 87, 29,
+17 steps at 250 .. 4000 px instead of 150, 114, 87, 66, 50 (docs/benchmarks.md, "Large photos").
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ PRESET_ITERATIONS = {
     "normal": (150, 50),
     "high": (300, 150),
 }
+
+
+LARGE_SIDE = 1024  # scales with a longer side than this get fewer steps at each doubling (large_scale_iterations)
+MIN_LARGE_ITERATIONS = 8  # but at least this many (two tile passes of four steps)
 
 
 def fit_long_side(height: int, width: int, long_side: float) -> tuple:
@@ -67,6 +76,28 @@ def iterations_per_scale(num_scales: int, preset: str, iterations: Optional[int]
     return [round(first * (last / first) ** (i / (num_scales - 1))) for i in range(num_scales)]
 
 
+def large_scale_iterations(sizes: list, counts: list, preset: str) -> list:
+    """The preset's `counts` for `sizes` [(h, w)], with fewer steps at the scales beyond LARGE_SIDE.
+
+    A scale whose long side is d doublings beyond LARGE_SIDE gets the preset's last count times
+    its ratio per doubling, sqrt(last / first) (0.58 for normal: the ratio from 256 to 1024 px),
+    to the power d; never below MIN_LARGE_ITERATIONS and never more than the scale had before.
+    Scales up to LARGE_SIDE keep their counts. The style at those sizes is the style image
+    enlarged, and the coarser scales have already laid out the picture: what is left is detail,
+    which the first steps of L-BFGS add (bench/last_scale.py measured it).
+    """
+    first, last = PRESET_ITERATIONS[preset]
+    ratio = math.sqrt(last / first)
+    out = []
+    for (h, w), before in zip(sizes, counts):
+        doublings = math.log2(max(h, w) / LARGE_SIDE)
+        if doublings <= 0:
+            out.append(before)
+        else:
+            out.append(min(before, max(MIN_LARGE_ITERATIONS, round(last * ratio**doublings))))
+    return out
+
+
 def plan_scales(config: StyleConfig, height: int, width: int) -> list:
     """[(h, w, iterations)] from coarse to fine; scales too small for the network are dropped.
 
@@ -81,6 +112,8 @@ def plan_scales(config: StyleConfig, height: int, width: int) -> list:
     sizes = scale_sizes(height, width, config.max_size, config.min_size)
     sizes = [s for s in sizes if min(s) >= MIN_SIDE] or [(th, tw)]
     counts = iterations_per_scale(len(sizes), config.preset, config.iterations)
+    if config.iterations is None:
+        counts = large_scale_iterations(sizes, counts, config.preset)
     return [(h, w, n) for (h, w), n in zip(sizes, counts)]
 
 

@@ -5,11 +5,14 @@ import pytest
 from nst_keras import schedule
 from nst_keras.config import StyleConfig
 from nst_keras.schedule import (
+    LARGE_SIDE,
     MAX_STYLE_SIDE,
+    MIN_LARGE_ITERATIONS,
     MIN_SIDE,
     PRESET_ITERATIONS,
     fit_long_side,
     iterations_per_scale,
+    large_scale_iterations,
     plan_scales,
     scale_sizes,
     style_size,
@@ -79,6 +82,54 @@ def test_preset_schedule_runs_from_first_to_last_geometrically(preset):
     assert iterations_per_scale(2, preset) == [first, last]
     middle = iterations_per_scale(3, preset)[1]
     assert middle == round((first * last) ** 0.5)  # the geometric mean
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_ITERATIONS))
+@pytest.mark.parametrize("long_side", [256, 384, 512, 1000, LARGE_SIDE])
+def test_outputs_up_to_the_large_side_keep_the_preset_schedule(preset, long_side):
+    cfg = StyleConfig(max_size=0, preset=preset)
+    sched = plan_scales(cfg, round(long_side * 2 / 3), long_side)
+    assert [n for _, _, n in sched] == iterations_per_scale(len(sched), preset)
+
+
+def test_scales_beyond_the_large_side_get_fewer_steps_at_each_doubling():
+    cfg = StyleConfig(max_size=0)  # normal: 150 .. 50
+    sched = plan_scales(cfg, 3000, 4000)
+    assert [max(h, w) for h, w, _ in sched] == [250, 500, 1000, 2000, 4000]
+    before = iterations_per_scale(5, "normal")
+    assert before == [150, 114, 87, 66, 50]
+    assert [n for _, _, n in sched] == [150, 114, 87, 29, 17]  # 50 x 0.577 per doubling beyond 1024 px
+    work_before = sum(h * w * n for (h, w, _), n in zip(sched, before))
+    work_after = sum(h * w * n for h, w, n in sched)
+    assert work_after < 0.45 * work_before  # 0.43: the full-size scale was three quarters of the work
+    # the first doubling beyond: 50 -> 29 at 2048 px for every output that reaches it
+    assert plan_scales(cfg, 1365, 2048)[-1][2] == 29
+    # just above the large side a gentle cut, never more steps than before
+    assert 40 <= plan_scales(cfg, 800, 1200)[-1][2] < iterations_per_scale(4, "normal")[-1]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_ITERATIONS))
+def test_large_scale_steps_have_a_floor_and_never_grow(preset):
+    sizes = [(188 * 2**k, 250 * 2**k) for k in range(7)]  # up to 16000 px
+    before = iterations_per_scale(len(sizes), preset)
+    after = large_scale_iterations(sizes, before, preset)
+    assert all(a <= b for a, b in zip(after, before))
+    assert all(a >= min(b, MIN_LARGE_ITERATIONS) for a, b in zip(after, before))
+    beyond = [a for (h, w), a in zip(sizes, after) if max(h, w) > LARGE_SIDE]
+    assert beyond == sorted(beyond, reverse=True) and beyond[-1] >= MIN_LARGE_ITERATIONS
+    if preset == "draft":  # 20 x 0.577 per doubling reaches the floor at 4000 px
+        assert beyond[-3:] == [MIN_LARGE_ITERATIONS] * 3
+    # a higher preset keeps at least as many steps at every scale
+    presets = sorted(PRESET_ITERATIONS, key=lambda p: PRESET_ITERATIONS[p])
+    if preset != presets[-1]:
+        richer = presets[presets.index(preset) + 1]
+        more = large_scale_iterations(sizes, iterations_per_scale(len(sizes), richer), richer)
+        assert all(m >= a for m, a in zip(more, after))
+
+
+def test_explicit_iterations_apply_at_every_scale_however_large():
+    sched = plan_scales(StyleConfig(max_size=0, iterations=40), 3000, 4000)
+    assert [n for _, _, n in sched] == [40] * 5
 
 
 def test_config_reads_the_presets_table_that_bench_patches():
