@@ -50,7 +50,7 @@ def child_run(size_text: str, last_scale_steps: int, tile_size, save: str | None
     import numpy as np
 
     import nst_keras
-    from nst_keras import engine
+    from nst_keras import device, engine
 
     long_side, aspect = parse_size(size_text)
     content = common.content_at(long_side, aspect)
@@ -69,8 +69,11 @@ def child_run(size_text: str, last_scale_steps: int, tile_size, save: str | None
     events = []  # (t, scale, step, num_steps, tile)
     stop = {"flag": False}
 
+    peaks = {}  # scale -> peak RSS of the process by that scale's last report (GiB): which scale raised it
+
     def on_progress(p):
         events.append((time.perf_counter() - t0, p.scale, p.step, p.num_steps, list(p.tile) if p.tile else None))
+        peaks[p.scale] = common.peak_rss_gib()
         if p.scale == p.num_scales:
             stop["last_steps"] = stop.get("last_steps", 0) + 1
             if last_scale_steps and stop["last_steps"] >= last_scale_steps:
@@ -109,6 +112,7 @@ def child_run(size_text: str, last_scale_steps: int, tile_size, save: str | None
         row = {"scale": i, "size": [h, w], "iterations": n}
         if s:
             row.update(seconds=s["end"] - s["start"], steps_reported=s["steps"], tiles=s["tiles"])
+            row.update(peak_rss_gib_by_then=peaks.get(i))
         if plan and i - 1 < len(plan["scales"]):
             ps = plan["scales"][i - 1]
             row.update(est_seconds=ps["est_seconds"], est_peak_bytes=ps["est_peak_bytes"], tiled=ps["tiled"])
@@ -139,6 +143,7 @@ def child_run(size_text: str, last_scale_steps: int, tile_size, save: str | None
         rows[last - 1]["seconds_extrapolated"] = scale_total
     return {
         "what": "scaling",
+        "precision": device.compute_dtype(config.precision),
         "size": list(content.shape[:2]),
         "megapixels": content.shape[0] * content.shape[1] / 1e6,
         "wall_s": wall,
@@ -284,10 +289,13 @@ def print_scaling(results: list) -> None:
                     (s.get("seconds_extrapolated") or s.get("seconds") or 0) / s["est_seconds"]
                     if s.get("est_seconds") and s.get("seconds")
                     else None,
+                    f"{s['peak_rss_gib_by_then']:.2f}" if s.get("peak_rss_gib_by_then") else None,
+                    f"{s['est_peak_bytes'] / 2**30:.2f}" if s.get("est_peak_bytes") else None,
                     f"{s.get('tile_size')} x{s.get('tiles_per_pass')} x{s.get('passes')}" if s.get("tiled") else "-",
                 ]
             )
-    headers = ["output", "scale", "size", "steps", "measured s", "extrapolated s", "plan s", "meas/plan", "tiles"]
+    headers = ["output", "scale", "size", "steps", "measured s", "extrapolated s", "plan s", "meas/plan"]
+    headers += ["peak RSS by then GiB", "plan GiB", "tiles"]
     print("per scale (scale 1 includes building the network and the targets):")
     print(common.table(headers, rows))
 
@@ -373,7 +381,8 @@ def main(argv=None) -> int:
         "HED weights" if "weights" not in changes else f"weights {changes['weights']}"
     )
     preset = changes.get("preset", "normal")
-    print(f"{preset} preset, {network}, float32, CPU; each size in a fresh process; changes {json.dumps(changes)}")
+    precision = ", ".join(sorted({str(r.get("precision")) for r in results if r.get("precision")})) or "?"
+    print(f"{preset} preset, {network}, {precision}, CPU; each size in a fresh process; changes {json.dumps(changes)}")
     print_scaling(results)
     return 0
 

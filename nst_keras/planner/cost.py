@@ -52,7 +52,16 @@ MEMORY = {
         "opt_scale": 1.0,
     },
 }
-HALF_DTYPES = ("float16", "bfloat16")  # 2-byte activations: the network's memory is about 0.6 of float32's
+# 2-byte activations save less memory than their size suggests (mixed bfloat16, TensorFlow 2.21,
+# VGG16, 2-core Xeon, 2026-12-02). A gradient evaluation of a 3000x1424 tile took 1575 bytes a pixel
+# above the process's size (float32 2362, 0.67), and a cut-short 4000x3000 last scale in such tiles
+# peaked at 8.95 GiB, 1570 bytes a pixel for the network beyond the L-BFGS state and the images:
+# 0.88 of the float32 model's figure. A forward pass alone is not smaller at all: 776 against 775
+# bytes a pixel at 2 megapixels (the float32 input and the cast copies). The shares were 0.6 for
+# both until then, and a 4000x3000 run under --memory-limit 8 peaked at 9.7 GiB.
+HALF_DTYPES = ("float16", "bfloat16")
+HALF_NET_SHARE = 0.9
+HALF_FWD_SHARE = 1.0
 LBFGS_VECTOR_BPP = 12.0  # one float32 RGB image: the unit of the L-BFGS state (optimize._lbfgs)
 ADAM_PIXELS_BPP = 60.0  # Adam's state and temporaries per pixel of the piece (x, m, v, gradient, update)
 ADAM_PYRAMID_BPP = 150.0  # the same on a pyramid (4/3 the floats) + the composed image and its pull-back
@@ -109,7 +118,8 @@ class CostModel:
         """`memory`: the CPU allocator's mode; `growth`: how much more than it holds alive a pool may keep."""
         constants = MEMORY[memory]
         floats = activation_floats(config.backbone, config.content_layers + config.style_layers)
-        half = 0.6 if dtype in HALF_DTYPES else 1.0
+        half = HALF_NET_SHARE if dtype in HALF_DTYPES else 1.0
+        half_fwd = HALF_FWD_SHARE if dtype in HALF_DTYPES else 1.0
         net = constants["net_bpp_per_float"] * floats * half * growth
         if kind == "GPU" and time_coefficients.get("gpu_bpp"):
             net = float(time_coefficients["gpu_bpp"])
@@ -135,7 +145,7 @@ class CostModel:
             kind=kind,
             time=times,
             net_bpp=net,
-            fwd_bpp=constants["fwd_bpp_per_float"] * floats * half * growth,
+            fwd_bpp=constants["fwd_bpp_per_float"] * floats * half_fwd * growth,
             opt_bpp=max(first[0], later[0]),
             img_bpp=IMG_BPP,
             base=constants["base"],
