@@ -23,6 +23,7 @@ listed after 0). A side-by-side PNG of the crops is written to bench/out/last-sc
 
     python bench/last_scale.py [--size 4000x3000] [--variants 0,2x25,2x12,2x6] [--crop 768]
         [--at 0.45,0.40] [--style-size 0] [--scale-iterations 150,114,87,66,50] [--result FILE.npy]
+        [--figure docs/large-photo-crop.png]
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--changes", default="{}", help="StyleConfig changes as JSON")
     parser.add_argument("--scale-iterations", default="", help="iterations per scale, comma-separated")
     parser.add_argument("--result", help="a whole run's output (.npy) to crop and score beside the variants")
+    parser.add_argument("--figure", help="also write the crops' centres (448 px each, at 100%%) side by side here")
     args = parser.parse_args()
 
     import evaluate
@@ -189,6 +191,11 @@ def main() -> int:
     sheet = np.concatenate([np.pad(k, ((0, 0), (0, 8), (0, 0)), constant_values=255) for k in crops], axis=1)
     out = common.OUT / "last-scale-crops.png"
     common.save_png(sheet, out)
+    if args.figure:
+        k, m = 448, (c - 448) // 2
+        centres = [np.pad(x[m : m + k, m : m + k], ((0, 0), (0, 8), (0, 0)), constant_values=255) for x in crops]
+        common.save_png(np.concatenate(centres, axis=1)[:, :-8], args.figure)
+        print(f"figure: {args.figure}")
     for text, crop in zip(args.variants.split(","), crops):
         np.save(common.OUT / f"last-scale-crop-{key[:10]}-{text}.npy", crop)
     print(f"crops ({args.variants}{',result' if args.result else ''}, left to right): {out}")
