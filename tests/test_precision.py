@@ -93,12 +93,14 @@ def test_a_tiny_stylize_in_bfloat16_is_finite_and_has_the_target_size():
     assert np.abs(out - _image(48, 64, 0)).mean() > 0.5  # it did optimise
 
 
-def test_half_precisions_plan_for_less_network_memory():
+def test_half_precisions_plan_for_a_little_less_network_memory():
+    # measured with mixed bfloat16 (planner/cost.py): a gradient evaluation 0.67-0.88 of float32's bytes,
+    # a forward pass the same; planned as 0.9 and 1.0 (0.6 for both let a 4000x3000 run exceed its limit)
     cfg = StyleConfig(weights="random")
     full = CostModel.for_config(cfg, "CPU", "float32", planner.DEFAULT_TIME)
     for dtype in ("float16", "bfloat16"):
         half = CostModel.for_config(cfg, "CPU", dtype, planner.DEFAULT_TIME)
-        assert half.net_bpp == pytest.approx(0.6 * full.net_bpp) and half.fwd_bpp == pytest.approx(0.6 * full.fwd_bpp)
+        assert half.net_bpp == pytest.approx(0.9 * full.net_bpp) and half.fwd_bpp == pytest.approx(full.fwd_bpp)
 
 
 @pytest.mark.parametrize(
