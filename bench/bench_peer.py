@@ -114,7 +114,9 @@ def child_peer(spec: dict) -> None:
     torch.manual_seed(spec.get("seed", 1))
     features = _torch_vgg16(spec["weights"])
 
-    # The conversion check: the peer's network without its padding change against Keras's features.
+    # The conversion check against Keras's features (our extractor). Both pad the first convolution by
+    # repeating the border pixels (nst_keras/features.py; the peer changes its first layer the same way),
+    # every other one with zeros.
     check = np.load(spec["check"])
     x = torch.from_numpy(check["image"].transpose(2, 0, 1)[None] / 255.0).float()
     with torch.no_grad():
@@ -122,7 +124,11 @@ def child_peer(spec: dict) -> None:
         worst = 0.0
         wanted = {TORCH_RELU[n]: n for n in TORCH_RELU}
         for i, layer in enumerate(features[: max(wanted) + 1]):
-            h = layer(h)
+            if i == 0:
+                padded = torch.nn.functional.pad(h, (1, 1, 1, 1), mode="replicate")
+                h = torch.nn.functional.conv2d(padded, layer.weight, layer.bias)
+            else:
+                h = layer(h)
             if i in wanted:
                 ref = check[wanted[i]]
                 got = h[0].numpy().transpose(1, 2, 0)
