@@ -64,6 +64,12 @@ def style_for(style_size: int) -> np.ndarray:
     return common.load_rgb(path)
 
 
+def side_by_side(images: list, gap: int = 8) -> np.ndarray:
+    """Equal-height images left to right with white gaps between them."""
+    padded = [np.pad(x, ((0, 0), (0, gap), (0, 0)), constant_values=255) for x in images]
+    return np.concatenate(padded, axis=1)[:, :-gap]
+
+
 def schedule_for(config, shape, counts):
     """The engine's schedule [(h, w, iterations)] for content of `shape`, with `counts` when given."""
     from nst_keras.schedule import plan_scales
@@ -107,7 +113,7 @@ def main() -> int:
     parser.add_argument("--changes", default="{}", help="StyleConfig changes as JSON")
     parser.add_argument("--scale-iterations", default="", help="iterations per scale, comma-separated")
     parser.add_argument("--result", help="a whole run's output (.npy) to crop and score beside the variants")
-    parser.add_argument("--figure", help="also write the crops' centres (448 px each, at 100%%) side by side here")
+    parser.add_argument("--figure", help="the crops' centres at 100%% (448 px at most) side by side, written here")
     args = parser.parse_args()
 
     import evaluate
@@ -156,6 +162,14 @@ def main() -> int:
     print(f"{args.size}, steps per scale {counts_text}, {dtype}, crop {c}x{c} at ({cx0}, {cy0}) + {MARGIN} px")
     print(f"{'variant':>8} {'s':>7} {'s/MP-step':>9} {'style':>6} {'w2':>6} {'content':>7} {'edges':>6} {'MAD ref':>7}")
     crops, reference = [], None
+
+    def report(label: str, crop: np.ndarray, timing: str, note: str = "") -> None:
+        s = judge.score(crop)
+        mad = float(np.mean(np.abs(crop - reference))) if reference is not None else float("nan")
+        scores = f"{s['style']:6.3f} {s['w2']:6.3f} {s['content']:7.3f} {s['edges']:6.3f} {mad:7.2f}"
+        print(f"{label:>8} {timing} {scores}{note}", flush=True)
+        crops.append(crop)
+
     for text in args.variants.split(","):
         passes, steps = parse_variant(text)
         x = x_start.copy()
@@ -164,37 +178,26 @@ def main() -> int:
             x, _ = run.optimize(x, steps, targets, None, len(schedule) - 1, warm=True)
             x = np.clip(x, 0.0, 255.0)
         seconds = time.perf_counter() - t
-        crop = x[inner]
         if reference is None and passes:
-            reference = crop
-        s = judge.score(crop)
-        mad = float(np.mean(np.abs(crop - reference))) if reference is not None else float("nan")
+            reference = x[inner]
         per = seconds / max(1, passes * steps) / (x.shape[0] * x.shape[1] / 1e6)
-        print(
-            f"{text:>8} {seconds:7.0f} {per:9.2f} {s['style']:6.3f} {s['w2']:6.3f} {s['content']:7.3f} "
-            f"{s['edges']:6.3f} {mad:7.2f}",
-            flush=True,
-        )
-        crops.append(crop)
+        report(text, x[inner], f"{seconds:7.0f} {per:9.2f}")
     if args.result:
         whole = np.load(args.result)
         if whole.shape[:2] != (th, tw):
             raise SystemExit(f"--result: expected a {tw}x{th} image, received {whole.shape[1]}x{whole.shape[0]}")
-        crop = np.clip(whole[..., :3], 0.0, 255.0)[y0:y1, x0:x1][inner]
-        s = judge.score(crop)
-        mad = float(np.mean(np.abs(crop - reference))) if reference is not None else float("nan")
-        print(
-            f"{'result':>8} {'':>7} {'':>9} {s['style']:6.3f} {s['w2']:6.3f} {s['content']:7.3f} "
-            f"{s['edges']:6.3f} {mad:7.2f}   ({args.result})"
+        report(
+            "result",
+            np.clip(whole[..., :3], 0.0, 255.0)[y0:y1, x0:x1][inner],
+            f"{'':>7} {'':>9}",
+            f"   ({args.result})",
         )
-        crops.append(crop)
-    sheet = np.concatenate([np.pad(k, ((0, 0), (0, 8), (0, 0)), constant_values=255) for k in crops], axis=1)
     out = common.OUT / "last-scale-crops.png"
-    common.save_png(sheet, out)
+    common.save_png(side_by_side(crops), out)
     if args.figure:
-        k, m = 448, (c - 448) // 2
-        centres = [np.pad(x[m : m + k, m : m + k], ((0, 0), (0, 8), (0, 0)), constant_values=255) for x in crops]
-        common.save_png(np.concatenate(centres, axis=1)[:, :-8], args.figure)
+        k = min(448, c)
+        m = (c - k) // 2
+        common.save_png(side_by_side([x[m : m + k, m : m + k] for x in crops]), args.figure)
         print(f"figure: {args.figure}")
     for text, crop in zip(args.variants.split(","), crops):
         np.save(common.OUT / f"last-scale-crop-{key[:10]}-{text}.npy", crop)
