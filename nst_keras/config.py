@@ -287,7 +287,11 @@ class StyleConfig:
         return schedule.scale_sizes(height, width, self.max_size, self.min_size)
 
     def iterations_per_scale(self, num_scales: int) -> list:
-        """Iterations at each scale: --iterations everywhere, or the preset's schedule (schedule.py)."""
+        """Iterations at each scale by index: --iterations everywhere, or the preset's geometric schedule.
+
+        Without the sizes it cannot apply the fewer steps beyond 1024 px: a run's own schedule is
+        schedule.plan_scales (sizes and iterations together).
+        """
         return schedule.iterations_per_scale(num_scales, self.preset, self.iterations)
 
     def optimizer_at(self, scale_index: int) -> OptimizerSettings:
