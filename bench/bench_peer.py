@@ -184,9 +184,14 @@ def child_ours(spec: dict) -> None:
     import common
 
     import nst_keras
+    from nst_keras import device
     from nst_keras.gradient import Objective
 
     config = common.bench_config(seed=1, max_size=spec["size"], **spec.get("changes", {}))
+    # The precision a CLI user gets: the CLI's first run races float32 against bfloat16 on this CPU and
+    # caches the winner; the library alone only reads that cache (float32 until it exists). Raced here,
+    # before the clock starts, as a user's second run would find it.
+    precision = device.auto_precision(measure=True) if config.precision == "auto" else {"dtype": config.precision}
     content = common.load_rgb(spec["content"])
     style = common.load_rgb(spec["style"])
 
@@ -209,7 +214,7 @@ def child_ours(spec: dict) -> None:
     t0 = time.perf_counter()
     out = nst_keras.stylize(content, [style], config, on_progress=on_progress)
     wall = time.perf_counter() - t0
-    _save_run(spec, wall, np.asarray(out)[..., :3], snapshots, evaluations, {})
+    _save_run(spec, wall, np.asarray(out)[..., :3], snapshots, evaluations, {"precision": precision["dtype"]})
 
 
 def _save_run(spec, wall, out, snapshots, evaluations, extra) -> None:
@@ -249,6 +254,10 @@ def _run_child(kind: str, spec: dict, python: str) -> dict:
     proc = subprocess.run(cmd, env=env, cwd=str(REPO), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"the {kind} run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return _run_child_result(spec)
+
+
+def _run_child_result(spec: dict) -> dict:
     data = np.load(spec["result"])
     meta = json.loads(Path(spec["result"] + ".json").read_text())
     n = len(data["snap_t"])
@@ -284,6 +293,52 @@ def _reach(run: dict, target: dict):
     return None
 
 
+def _row(label: str, run: dict) -> list:
+    s = run["score"]
+    return [label, f"{run['wall_s']:.0f} s", f"{run['work']:.0f}", f"{run['peak_rss_gib']:.2f} GiB"] + [
+        f"{s[k]:.3f}" for k in ("style", "w2", "content", "edges", "ssim")
+    ]
+
+
+def _variants(ours) -> list:
+    """--ours as a list of {'label', 'changes', 'slug'}: one JSON object of changes, or a list of variants."""
+    if isinstance(ours, dict):
+        ours = [{"label": "ours, default" if not ours else f"ours, {json.dumps(ours)}", "changes": ours}]
+    if not isinstance(ours, list) or not ours:
+        raise SystemExit(f"--ours: expected a JSON object or a non-empty list of variants, received {ours!r}")
+    out = []
+    for i, v in enumerate(ours):
+        if not isinstance(v, dict) or not isinstance(v.get("changes", {}), dict):
+            raise SystemExit(f'--ours: expected each variant as {{"label": ..., "changes": {{...}}}}, received {v!r}')
+        changes = v.get("changes", {})
+        label = v.get("label") or ("ours, default" if not changes else f"ours, {json.dumps(changes)}")
+        out.append({"label": label, "changes": changes, "slug": "ours" if i == 0 else f"ours{i}"})
+    return out
+
+
+def _peer_run(spec: dict, python: str, cache, photo_path: str, style_path: str):
+    """The peer's run, or with `cache` a stored result of the same spec and pictures: (run, from_cache)."""
+    if not cache:
+        return _run_child("peer", spec, python), False
+    import hashlib
+    import shutil
+
+    digest = hashlib.sha256()
+    for path in (photo_path, style_path, spec["weights"]):
+        digest.update(Path(path).read_bytes())
+    digest.update(json.dumps([spec["size"], spec["iterations"], spec["snapshot_every"]]).encode())
+    key = Path(cache) / f"peer-{digest.hexdigest()[:16]}.npz"
+    if key.is_file() and Path(str(key) + ".json").is_file():
+        shutil.copy(key, spec["result"])
+        shutil.copy(str(key) + ".json", spec["result"] + ".json")
+        return _run_child_result(spec), True
+    run = _run_child("peer", spec, python)
+    key.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(spec["result"], key)
+    shutil.copy(spec["result"] + ".json", str(key) + ".json")
+    return run, False
+
+
 def _split_pair(pair: str) -> list:
     """'PHOTO:STYLE' -> [PHOTO, STYLE], where either may be skimage:NAME."""
     parts, out = pair.split(":"), []
@@ -316,7 +371,18 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=512, help="long side of the output (both tools)")
     parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="PHOTO:STYLE[,PHOTO:STYLE...]")
     parser.add_argument("--peer-iterations", default="1000,500", help="the peer's first-scale,later iterations")
-    parser.add_argument("--ours", default="{}", type=json.loads, help="StyleConfig changes for our run (JSON)")
+    parser.add_argument(
+        "--ours",
+        default="{}",
+        type=json.loads,
+        help="StyleConfig changes for our run (a JSON object), or several runs of ours in the same run of the "
+        'bench (a JSON list of {"label": ..., "changes": {...}})',
+    )
+    parser.add_argument(
+        "--peer-cache",
+        help="a folder: reuse the peer's result of an identical earlier spec instead of running it again "
+        "(for iterating on our side only; the figures then come from two runs, and the report says so)",
+    )
     parser.add_argument("--snapshot-every", type=int, default=25)
     parser.add_argument("--out", default=str(HERE / "out" / "peer"), help="where results and pictures go")
     args = parser.parse_args(argv)
@@ -333,7 +399,8 @@ def main(argv=None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(common.machine_line())
-    print(f"size {args.size} px; peer iterations {args.peer_iterations}; ours: default StyleConfig {args.ours or ''}")
+    variants = _variants(args.ours)
+    print(f"size {args.size} px; peer iterations {args.peer_iterations}; ours: " + "; ".join(v["label"] for v in variants))
     tmp = tempfile.mkdtemp(prefix="bench-peer-")
     check = os.path.join(tmp, "check.npz")
     _feature_check_file(check, weights)
@@ -355,53 +422,54 @@ def main(argv=None) -> int:
             iterations=[first, later],
             result=os.path.join(tmp, f"{name}-peer.npz"),
         )
-        ours_spec = dict(base, changes=args.ours, result=os.path.join(tmp, f"{name}-ours.npz"))
-        peer = _run_child("peer", peer_spec, args.peer_python)
-        ours = _run_child("ours", ours_spec, sys.executable)
+        peer, cached = _peer_run(peer_spec, args.peer_python, args.peer_cache, photo_path, style_path)
         if peer["feature_check_rel"] > 1e-4:
             raise SystemExit(f"the peer's converted network disagrees with Keras's: {peer['feature_check_rel']:.2e}")
-        h, w = ours["output"].shape[:2]
+        ours_runs = []
+        for i, variant in enumerate(variants):
+            spec = dict(base, changes=variant["changes"], result=os.path.join(tmp, f"{name}-ours{i}.npz"))
+            ours_runs.append((variant, _run_child("ours", spec, sys.executable)))
+        h, w = ours_runs[0][1]["output"].shape[:2]
         photo = evaluate.resize_to(evaluate.load(photo_path), h, w)
         evaluator = evaluate.PairEvaluator(photo, evaluate.load(style_path))
-        for run in (peer, ours):
+        for run in [peer] + [r for _, r in ours_runs]:
             if run["output"].shape[:2] != (h, w):
                 run["output"] = evaluate.resize_to(run["output"], h, w)
             _score_run(run, evaluator, evaluate)
         common.save_png(peer["output"], out_dir / f"{name}-peer.png")
-        common.save_png(ours["output"], out_dir / f"{name}-ours.png")
-        print(f"\n{name} at {w}x{h} (peer's features agree with Keras's to {peer['feature_check_rel']:.1e})")
-        rows = []
-        for label, run in (("peer (crowsonkb) defaults", peer), ("ours, default", ours)):
-            s = run["score"]
-            rows.append(
-                [label, f"{run['wall_s']:.0f} s", f"{run['work']:.0f}", f"{run['peak_rss_gib']:.2f} GiB"]
-                + [f"{s[k]:.3f}" for k in ("style", "w2", "content", "edges", "ssim")]
-            )
+        for variant, run in ours_runs:
+            common.save_png(run["output"], out_dir / f"{name}-{variant['slug']}.png")
+        where = " (the peer's result from an earlier run, --peer-cache)" if cached else ""
+        print(f"\n{name} at {w}x{h} (peer's features agree with Keras's to {peer['feature_check_rel']:.1e}){where}")
+        rows = [_row("peer (crowsonkb) defaults", peer)]
+        rows += [_row(f"{v['label']} ({r['precision']})", r) for v, r in ours_runs]
         print(common.table(["run", "wall", "work", "peak RSS", "style", "W2", "content", "edges", "ssim"], rows))
-        for label, run, other in (("ours", ours, peer), ("peer", peer, ours)):
-            hit = _reach(run, other["score"])
-            if hit is None:
-                print(f"{label} never reaches the other's final style, W2 and content scores")
-            else:
-                t, work = hit
-                print(
-                    f"{label} reaches the other's final quality after {t:.0f} s ({work:.0f} work): "
-                    f"{other['wall_s'] / max(t, 1e-9):.1f}x less time than the other's whole run"
-                )
-        summary.append(
-            {
-                "pair": name,
-                "size": [h, w],
-                **{
-                    f"{k}_{field}": run[field]
-                    for k, run in (("peer", peer), ("ours", ours))
-                    for field in ("wall_s", "work", "peak_rss_gib", "score")
-                },
-                "ours_reaches_peer": _reach(ours, peer["score"]),
-                "peer_reaches_ours": _reach(peer, ours["score"]),
-                "feature_check_rel": peer["feature_check_rel"],
-            }
-        )
+        entry = {"pair": name, "size": [h, w], "peer_from_cache": cached, "feature_check_rel": peer["feature_check_rel"]}
+        entry.update({f"peer_{field}": peer[field] for field in ("wall_s", "work", "peak_rss_gib", "score")})
+        entry["ours"] = []
+        for variant, run in ours_runs:
+            for label, a, other, b in ((variant["label"], run, "the peer", peer), ("the peer", peer, variant["label"], run)):
+                hit = _reach(a, b["score"])
+                if hit is None:
+                    print(f"{label} never reaches the final style, W2 and content scores of {other}")
+                else:
+                    t, work = hit
+                    print(
+                        f"{label} reaches the final quality of {other} after {t:.0f} s ({work:.0f} work): "
+                        f"{b['wall_s'] / max(t, 1e-9):.1f}x less time than its whole run"
+                    )
+            entry["ours"].append(
+                {
+                    "label": variant["label"],
+                    "changes": variant["changes"],
+                    "precision": run["precision"],
+                    **{field: run[field] for field in ("wall_s", "work", "peak_rss_gib", "score")},
+                    "reaches_peer": _reach(run, peer["score"]),
+                    "peer_reaches_it": _reach(peer, run["score"]),
+                    "peer_time_ratio": peer["wall_s"] / run["wall_s"],
+                }
+            )
+        summary.append(entry)
     (out_dir / "peer.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"\npictures and peer.json in {out_dir}")
     return 0
