@@ -113,22 +113,34 @@ def child_threads(size: int, intra: int, inter: int, steps: int) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
+    from nst_keras import device
+    from nst_keras.features import FeatureExtractor
+
+    # the precision `--precision auto` uses here (the cached float32/bfloat16 race; float32 until it exists)
+    dtype = device.compute_dtype("auto")
+    cfg = common.bench_config()
+    layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
+    extractor = FeatureExtractor(cfg.backbone, layers, cfg.pooling, cfg.weights, dtype)
     content = common.content_at(size)
-    problem = common.Problem(content, common.style_image())
+    problem = common.Problem(content, common.style_image(), cfg, extractor)
     times = common.time_steps(lambda: problem.value_and_grad(content), steps, warmup=1)
-    return {"median": float(np.median(times)), "times": times}
+    return {"median": float(np.median(times)), "times": times, "dtype": dtype}
 
 
 def section_threads(args, log) -> str:
+    n, cores = common.logical_cpus(), common.physical_cores()
     settings = [
         ("default (intra 0, inter 0 = TensorFlow decides)", 0, 0, {}),
-        ("intra 2, inter 1", 2, 1, {}),
-        ("intra 2, inter 2", 2, 2, {}),
+        (f"intra {n}, inter 1", n, 1, {}),
+        (f"intra {n}, inter 2", n, 2, {}),
         ("intra 1, inter 1", 1, 1, {}),
-        ("intra 4, inter 1 (oversubscribed)", 4, 1, {}),
+        (f"intra {2 * n}, inter 1 (oversubscribed)", 2 * n, 1, {}),
         ("oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)", 0, 0, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     ]
+    if cores and cores < n:  # SMT: one thread per physical core
+        settings.insert(3, (f"intra {cores} (physical cores), inter 1", cores, 1, {}))
     results = {name: [] for name, *_ in settings}
+    dtypes = set()
     for _ in range(2):  # two rounds, alternating, on a shared machine
         for name, intra, inter, env in settings:
             r = common.run_child(
@@ -137,12 +149,16 @@ def section_threads(args, log) -> str:
                 log=log,
             )
             results[name] += r.get("times", [])
+            dtypes.add(r.get("dtype", "?"))
     import numpy as np
 
     med = {k: float(np.median(v)) if v else float("nan") for k, v in results.items()}
     ref = med[settings[0][0]]
     rows = [[name, med[name], len(results[name]), med[name] / ref] for name in results]
-    out = f"threads: one value+gradient at {args.size} px, a fresh process per setting, two rounds\n"
+    out = (
+        f"threads: one value+gradient at {args.size} px in {'/'.join(sorted(dtypes))}, "
+        "a fresh process per setting, two rounds\n"
+    )
     return out + common.table(["setting", "median s", "calls", "time vs default"], rows)
 
 

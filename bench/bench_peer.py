@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 # A source is a path in the repository or skimage:NAME (an image of scikit-image's data, as in bench/gallery.py).
-DEFAULT_PAIRS = "samples/chelsea.png:samples/style-swirls.png,skimage:astronaut:samples/style-swirls.png"
+DEFAULT_PAIRS = "samples/chelsea.png:samples/style-swirls.png,samples/landscape.png:samples/style-swirls.png"
 # Keras's VGG16 layer names and the index of the ReLU after each conv in torchvision's vgg16().features.
 TORCH_RELU = {
     "block1_conv1": 1,
@@ -400,7 +400,9 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(common.machine_line())
     variants = _variants(args.ours)
-    print(f"size {args.size} px; peer iterations {args.peer_iterations}; ours: " + "; ".join(v["label"] for v in variants))
+    print(
+        f"size {args.size} px; peer iterations {args.peer_iterations}; ours: " + "; ".join(v["label"] for v in variants)
+    )
     tmp = tempfile.mkdtemp(prefix="bench-peer-")
     check = os.path.join(tmp, "check.npz")
     _feature_check_file(check, weights)
@@ -444,11 +446,19 @@ def main(argv=None) -> int:
         rows = [_row("peer (crowsonkb) defaults", peer)]
         rows += [_row(f"{v['label']} ({r['precision']})", r) for v, r in ours_runs]
         print(common.table(["run", "wall", "work", "peak RSS", "style", "W2", "content", "edges", "ssim"], rows))
-        entry = {"pair": name, "size": [h, w], "peer_from_cache": cached, "feature_check_rel": peer["feature_check_rel"]}
+        entry = {
+            "pair": name,
+            "size": [h, w],
+            "peer_from_cache": cached,
+            "feature_check_rel": peer["feature_check_rel"],
+        }
         entry.update({f"peer_{field}": peer[field] for field in ("wall_s", "work", "peak_rss_gib", "score")})
         entry["ours"] = []
         for variant, run in ours_runs:
-            for label, a, other, b in ((variant["label"], run, "the peer", peer), ("the peer", peer, variant["label"], run)):
+            for label, a, other, b in (
+                (variant["label"], run, "the peer", peer),
+                ("the peer", peer, variant["label"], run),
+            ):
                 hit = _reach(a, b["score"])
                 if hit is None:
                     print(f"{label} never reaches the final style, W2 and content scores of {other}")

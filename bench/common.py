@@ -367,6 +367,27 @@ def _fmt(v) -> str:
     return "n/a" if v is None else str(v)
 
 
+def logical_cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def physical_cores():
+    """Distinct (package, core) pairs among those CPUs (Linux sysfs), or None where that cannot be read."""
+    try:
+        pairs = set()
+        for cpu in os.sched_getaffinity(0):
+            base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+            with open(f"{base}/physical_package_id") as f, open(f"{base}/core_id") as g:
+                pairs.add((f.read().strip(), g.read().strip()))
+        return len(pairs) or None
+    except (OSError, AttributeError):
+        return None
+
+
 def machine_line() -> str:
     import platform
 

@@ -99,6 +99,8 @@ def stylize(
     The result has the target size (the content's size capped by config.max_size) and the
     content's alpha channel when it has one. `init_image` (an array) is the starting point
     when config.init names a file (the library reads no files: the caller loads it).
+    With precision 'auto', the first run on a CPU races float32 against bfloat16 (a few seconds,
+    cached per CPU and framework version, as the CLI's first run does) and uses the faster.
     Raises ValueError for bad input or settings, nst_keras.weights.WeightsUnavailable when
     the network weights cannot be found, and Cancelled (with the best image so far) when
     should_stop() returns True.
@@ -120,10 +122,28 @@ def stylize(
     elif config.init not in ("content", "noise"):
         raise ValueError(f"init: {config.init!r} names an image file; load it and pass it as init_image")
     schedule = plan_scales(config, *content_rgb.shape[:2])
-    the_plan = planner.plan_run(config, content_rgb.shape[:2], schedule, [s.shape for s in style_rgbs])
+    shapes = [s.shape for s in style_rgbs]
+    the_plan = planner.plan_run(config, content_rgb.shape[:2], schedule, shapes)
+    if _race_precision(config):  # the first run on this CPU: the plan again, in the precision the race chose
+        the_plan = planner.plan_run(config, content_rgb.shape[:2], schedule, shapes)
     if not the_plan.fits:
         raise ValueError(the_plan.message)
     return _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress, should_stop)
+
+
+def _race_precision(config: StyleConfig) -> bool:
+    """With precision 'auto' on a CPU not raced yet: race float32 against bfloat16 now (a few seconds, once,
+    cached) so that a library caller gets the precision the CLI's first run would find; True if that changed it.
+
+    Runs after the first plan, which has decided TensorFlow's CPU memory mode (that must come before any
+    tensor work), as the CLI's planning does.
+    """
+    from . import device
+
+    if config.precision != "auto":
+        return False
+    before = device.compute_dtype("auto")
+    return device.compute_dtype("auto", measure=True) != before
 
 
 def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress, should_stop):

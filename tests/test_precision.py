@@ -93,6 +93,25 @@ def test_a_tiny_stylize_in_bfloat16_is_finite_and_has_the_target_size():
     assert np.abs(out - _image(48, 64, 0)).mean() > 0.5  # it did optimise
 
 
+def test_the_library_races_the_precision_on_its_first_run_then_uses_the_winner(monkeypatch):
+    from nst_keras import features
+
+    races, dtypes = [], []
+    monkeypatch.setattr(device, "uses_gpu", lambda: False)
+    monkeypatch.setattr(calibration, "_race_precisions", lambda: races.append(1) or {"float32": 0.40, "bfloat16": 0.10})
+    monkeypatch.setattr(calibration, "_load_per_core", lambda: 0.1)
+    real = features.cached_extractor
+    monkeypatch.setattr(features, "cached_extractor", lambda *a, **k: dtypes.append(a[4]) or real(*a, **k))
+    for _ in range(2):
+        out = nst_keras.stylize(_image(48, 64, 0), [_image(40, 40, 1)], TINY)
+        assert out.shape == (48, 64, 3) and np.isfinite(out).all()
+    assert races == [1] and dtypes and set(dtypes) == {"bfloat16"}
+    # A precision asked for by name is used as it is, without a race.
+    dtypes.clear()
+    nst_keras.stylize(_image(48, 64, 0), [_image(40, 40, 1)], StyleConfig(**{**TINY.to_dict(), "precision": "float32"}))
+    assert races == [1] and set(dtypes) == {"float32"}
+
+
 def test_half_precisions_plan_for_a_little_less_network_memory():
     # measured with mixed bfloat16 (planner/cost.py): a gradient evaluation 0.67-0.88 of float32's bytes,
     # a forward pass the same; planned as 0.9 and 1.0 (0.6 for both let a 4000x3000 run exceed its limit)

@@ -1,0 +1,85 @@
+"""The pictures of a bench_peer.py run side by side: per pair, the photo, the peer's result and each run of ours.
+
+    .venv/bin/python bench/peer_figure.py [--run bench/out/peer] [-o docs/peer.png] [--size 300]
+
+Reads what bench/bench_peer.py wrote (peer.json and the PNGs beside it) and labels every picture with
+its wall time and its scores (bench/evaluate.py: style by Gram, W2, content, edges). Computes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default=str(HERE / "out" / "peer"), help="bench_peer.py's --out folder")
+    parser.add_argument("-o", "--output", default=str(HERE.parent / "docs" / "peer.png"))
+    parser.add_argument("--size", type=int, default=300, help="long side of each picture (px)")
+    args = parser.parse_args(argv)
+
+    import bench_peer
+    import evaluate
+    import gallery
+
+    run = Path(args.run)
+    summary = json.loads((run / "peer.json").read_text())
+    photos = {}
+    for pair in bench_peer.DEFAULT_PAIRS.split(","):
+        photo, style = bench_peer._split_pair(pair)
+        stem = photo.split(":", 1)[1] if photo.startswith("skimage:") else Path(photo).stem
+        photos[f"{stem}+{Path(style).stem}"] = gallery.load_image(photo)
+    cols = 2 + max(len(e["ours"]) for e in summary)
+    label_h, pad, size = 50, 6, args.size
+    cell_w, cell_h = size + pad, size + label_h + pad
+    sheet = Image.new("RGB", (cols * cell_w + pad, len(summary) * cell_h + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = gallery._font(13)
+
+    def place(img, col, row, lines):
+        pil = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+        pil.thumbnail((size, size), Image.Resampling.LANCZOS)
+        x0, y0 = pad + col * cell_w, pad + row * cell_h
+        sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (size - pil.height) // 2))
+        for i, line in enumerate(lines):
+            draw.text((x0, y0 + size + 2 + 15 * i), line, fill=(0, 0, 0), font=font)
+
+    def scores(s):
+        return [f"style {s['style']:.3f}  W2 {s['w2']:.3f}  content {s['content']:.2f}", f"edges {s['edges']:.2f}"]
+
+    for row, entry in enumerate(summary):
+        name = entry["pair"]
+        if name in photos:
+            place(photos[name], 0, row, [f"photo: {name.split('+')[0]}", f"style: {name.split('+')[1]}"])
+        peer = evaluate.load(str(run / f"{name}-peer.png"))
+        place(peer, 1, row, [f"crowsonkb defaults, {entry['peer_wall_s']:.0f} s", *scores(entry["peer_score"])])
+        for i, ours in enumerate(entry["ours"]):
+            slug = "ours" if i == 0 else f"ours{i}"
+            image = evaluate.load(str(run / f"{name}-{slug}.png"))
+            ratio = entry["peer_wall_s"] / ours["wall_s"]
+            place(
+                image,
+                2 + i,
+                row,
+                [f"{ours['label']}, {ours['wall_s']:.0f} s ({ratio:.0f}x less)", *scores(ours["score"])],
+            )
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
+        args.output, optimize=True
+    )
+    print(f"wrote {args.output} ({sheet.width}x{sheet.height})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
