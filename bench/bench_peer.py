@@ -2,9 +2,10 @@
 
 Fetches nothing. Needs a local clone of https://github.com/crowsonkb/style-transfer-pytorch (its
 code is never copied into this project) and a Python with PyTorch and torchvision for it (on this
-machine kind: `pip install torch==2.13.0 torchvision==0.28.0 h5py pillow` in a separate venv;
-that torchvision wheel is a CUDA build whose compiled operators do not load next to the CPU torch,
-so the peer's child skips torchvision's operator registrations, which the peer never uses).
+machine kind: `pip install torch==2.13.0 h5py pillow aiohttp tqdm tifffile` and then
+`pip install --no-deps torchvision==0.28.0` in a separate venv (the peer's package imports aiohttp,
+tqdm and tifffile); that torchvision wheel is a CUDA build whose compiled operators do not load next to
+the CPU torch, so the peer's child skips torchvision's operator registrations, which the peer never uses).
 
 The peer runs its own default recipe (Adam lr 0.02, scales 128 -> 512 by sqrt 2, 1000 then 500
 iterations, Wasserstein-2 style term, layer weights 256:64:16:4:1, iterate averaging), changed only
@@ -14,7 +15,9 @@ Keras's preprocessing (BGR, mean subtracted), and its layers mapped to the same 
 (content relu4_2, style relu1_1 ... relu5_1). PyTorch runs with OMP_WAIT_POLICY=PASSIVE (spin-
 waiting threads made it 10x slower while other processes shared the CPU).
 
-Ours runs `nst_keras.stylize` with the default StyleConfig on the same network and size.
+Ours runs `nst_keras.stylize` with the default StyleConfig on the same network and size (or, with
+--ours, with changes: one JSON object, or a list of labelled variants that all run in the same run of the
+bench), in the precision a CLI user gets (`--precision auto`, raced before the clock starts).
 
 For each photo/style pair it prints wall time, work (objective evaluations weighted by their
 pixels, in units of one evaluation at the output size), peak RSS and the scores of
@@ -480,7 +483,8 @@ def main(argv=None) -> int:
                 }
             )
         summary.append(entry)
-    (out_dir / "peer.json").write_text(json.dumps(summary, indent=1, default=float))
+        # after every pair, so that a run stopped later keeps the pairs it finished
+        (out_dir / "peer.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"\npictures and peer.json in {out_dir}")
     return 0
 

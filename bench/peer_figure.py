@@ -41,18 +41,22 @@ def main(argv=None) -> int:
         photos[f"{stem}+{Path(style).stem}"] = gallery.load_image(photo)
     cols = 2 + max(len(e["ours"]) for e in summary)
     label_h, pad, size = 50, 6, args.size
-    cell_w, cell_h = size + pad, size + label_h + pad
-    sheet = Image.new("RGB", (cols * cell_w + pad, len(summary) * cell_h + pad), (255, 255, 255))
+    # each row as tall as its pictures at `size` wide or tall (no blank bands above and below a wide photo)
+    shapes = [evaluate.load(str(run / f"{e['pair']}-peer.png")).shape[:2] for e in summary]
+    heights = [round(size * min(1.0, h / w)) for h, w in shapes]
+    cell_w = size + pad
+    tops = [pad + sum(hh + label_h + pad for hh in heights[:i]) for i in range(len(summary))]
+    sheet = Image.new("RGB", (cols * cell_w + pad, tops[-1] + heights[-1] + label_h + pad), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     font = gallery._font(13)
 
     def place(img, col, row, lines):
         pil = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
         pil.thumbnail((size, size), Image.Resampling.LANCZOS)
-        x0, y0 = pad + col * cell_w, pad + row * cell_h
-        sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (size - pil.height) // 2))
+        x0, y0, box = pad + col * cell_w, tops[row], heights[row]
+        sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (box - pil.height) // 2))
         for i, line in enumerate(lines):
-            draw.text((x0, y0 + size + 2 + 15 * i), line, fill=(0, 0, 0), font=font)
+            draw.text((x0, y0 + box + 2 + 15 * i), line, fill=(0, 0, 0), font=font)
 
     def scores(s):
         return [f"style {s['style']:.3f}  W2 {s['w2']:.3f}  content {s['content']:.2f}", f"edges {s['edges']:.2f}"]
