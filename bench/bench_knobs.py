@@ -114,15 +114,11 @@ def child_threads(size: int, intra: int, inter: int, steps: int) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
     from nst_keras import device
-    from nst_keras.features import FeatureExtractor
 
     # the precision `--precision auto` uses here (the cached float32/bfloat16 race; float32 until it exists)
     dtype = device.compute_dtype("auto")
-    cfg = common.bench_config()
-    layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
-    extractor = FeatureExtractor(cfg.backbone, layers, cfg.pooling, cfg.weights, dtype)
     content = common.content_at(size)
-    problem = common.Problem(content, common.style_image(), cfg, extractor)
+    problem = common.Problem(content, common.style_image(), dtype=dtype)
     times = common.time_steps(lambda: problem.value_and_grad(content), steps, warmup=1)
     return {"median": float(np.median(times)), "times": times, "dtype": dtype}
 

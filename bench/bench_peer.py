@@ -194,7 +194,7 @@ def child_ours(spec: dict) -> None:
     # The precision a CLI user gets: the CLI's first run races float32 against bfloat16 on this CPU and
     # caches the winner; the library alone only reads that cache (float32 until it exists). Raced here,
     # before the clock starts, as a user's second run would find it.
-    precision = device.auto_precision(measure=True) if config.precision == "auto" else {"dtype": config.precision}
+    dtype = device.compute_dtype(config.precision, measure=True)
     content = common.load_rgb(spec["content"])
     style = common.load_rgb(spec["style"])
 
@@ -217,7 +217,7 @@ def child_ours(spec: dict) -> None:
     t0 = time.perf_counter()
     out = nst_keras.stylize(content, [style], config, on_progress=on_progress)
     wall = time.perf_counter() - t0
-    _save_run(spec, wall, np.asarray(out)[..., :3], snapshots, evaluations, {"precision": precision["dtype"]})
+    _save_run(spec, wall, np.asarray(out)[..., :3], snapshots, evaluations, {"precision": dtype})
 
 
 def _save_run(spec, wall, out, snapshots, evaluations, extra) -> None:
@@ -441,6 +441,7 @@ def main(argv=None) -> int:
             if run["output"].shape[:2] != (h, w):
                 run["output"] = evaluate.resize_to(run["output"], h, w)
             _score_run(run, evaluator, evaluate)
+        common.save_png(photo, out_dir / f"{name}-photo.png")
         common.save_png(peer["output"], out_dir / f"{name}-peer.png")
         for variant, run in ours_runs:
             common.save_png(run["output"], out_dir / f"{name}-{variant['slug']}.png")
@@ -474,6 +475,7 @@ def main(argv=None) -> int:
             entry["ours"].append(
                 {
                     "label": variant["label"],
+                    "slug": variant["slug"],
                     "changes": variant["changes"],
                     "precision": run["precision"],
                     **{field: run[field] for field in ("wall_s", "work", "peak_rss_gib", "score")},

@@ -98,7 +98,7 @@ class Problem:
     the output size, the style resized so its long side is style_scale * the output's long side.
     """
 
-    def __init__(self, content: np.ndarray, style: np.ndarray, config=None, extractor=None):
+    def __init__(self, content: np.ndarray, style: np.ndarray, config=None, extractor=None, dtype: str = "float32"):
         from nst_keras.engine import MAX_STYLE_SIDE
         from nst_keras.features import cached_extractor
         from nst_keras.gradient import Objective
@@ -107,7 +107,7 @@ class Problem:
         self.config = config or bench_config()
         cfg = self.config
         layers = tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))
-        self.extractor = extractor or cached_extractor(cfg.backbone, layers, cfg.pooling, cfg.weights, "float32")
+        self.extractor = extractor or cached_extractor(cfg.backbone, layers, cfg.pooling, cfg.weights, dtype)
         self.objective = Objective.from_config(self.extractor, cfg)  # the engine's own objective, style term included
         h, w = content.shape[:2]
         self.size = (h, w)

@@ -28,17 +28,11 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=300, help="long side of each picture (px)")
     args = parser.parse_args(argv)
 
-    import bench_peer
     import evaluate
     import gallery
 
     run = Path(args.run)
     summary = json.loads((run / "peer.json").read_text())
-    photos = {}
-    for pair in bench_peer.DEFAULT_PAIRS.split(","):
-        photo, style = bench_peer._split_pair(pair)
-        stem = photo.split(":", 1)[1] if photo.startswith("skimage:") else Path(photo).stem
-        photos[f"{stem}+{Path(style).stem}"] = gallery.load_image(photo)
     cols = 2 + max(len(e["ours"]) for e in summary)
     label_h, pad, size = 50, 6, args.size
     # each row as tall as its pictures at `size` wide or tall (no blank bands above and below a wide photo)
@@ -63,13 +57,12 @@ def main(argv=None) -> int:
 
     for row, entry in enumerate(summary):
         name = entry["pair"]
-        if name in photos:
-            place(photos[name], 0, row, [f"photo: {name.split('+')[0]}", f"style: {name.split('+')[1]}"])
+        photo = evaluate.load(str(run / f"{name}-photo.png"))
+        place(photo, 0, row, [f"photo: {name.split('+')[0]}", f"style: {name.split('+')[1]}"])
         peer = evaluate.load(str(run / f"{name}-peer.png"))
         place(peer, 1, row, [f"crowsonkb defaults, {entry['peer_wall_s']:.0f} s", *scores(entry["peer_score"])])
         for i, ours in enumerate(entry["ours"]):
-            slug = "ours" if i == 0 else f"ours{i}"
-            image = evaluate.load(str(run / f"{name}-{slug}.png"))
+            image = evaluate.load(str(run / f"{name}-{ours['slug']}.png"))
             ratio = entry["peer_wall_s"] / ours["wall_s"]
             place(
                 image,
