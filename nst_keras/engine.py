@@ -187,6 +187,7 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
         return out.astype(np.float32, copy=False)
 
     eta = Eta([sp.phases for sp in the_plan.scales])
+    load_before = planner.load_per_core()
     run = RunContext(objective, config, eta, len(schedule), finish, target, on_progress, should_stop)
     x = None
     for index, sp in enumerate(the_plan.scales):
@@ -227,7 +228,10 @@ def _run(config, content_rgb, alpha, style_rgbs, init_rgb, the_plan, on_progress
         x = np.clip(x, 0.0, 255.0)
 
     del content_s
-    return finish(x, target)
+    out = finish(x, target)
+    if the_plan.time_source in ("cache", "measured"):  # a measured time model: teach it what this run took
+        planner.learn_from_run(config, eta.total, eta.elapsed(), load_before)
+    return out
 
 
 @dataclass

@@ -66,6 +66,9 @@ class Eta:
         self.prior = min(30.0, 0.05 * self.total + 1.0)
         self.start = time.perf_counter()
 
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
     def at(self, scale_index: int, run_index: int, fraction: float) -> tuple:
         """(elapsed seconds, estimated seconds left) when run `run_index` of scale `scale_index` is `fraction` done."""
         i = self.offsets[scale_index] + run_index

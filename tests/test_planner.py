@@ -10,7 +10,7 @@ import pytest
 
 import nst_keras
 from nst_keras import StyleConfig, engine, planner
-from nst_keras.planner import allocator, calibration
+from nst_keras.planner import allocator, calibration, cost
 from nst_keras.schedule import plan_scales
 
 GIB = 1024**3
@@ -227,6 +227,66 @@ def test_a_calibration_taken_on_a_busy_machine_is_measured_again_once_it_is_quie
     assert planner.calibrate(cfg, measure=False)["source"] == "cache"  # no measuring allowed: the old entry
     assert planner.calibrate(cfg)["source"] == "measured" and len(calls) == 2  # quiet: measured again
     assert planner.calibrate(cfg)["source"] == "cache" and len(calls) == 2  # a quiet entry is kept
+
+
+def test_finished_runs_teach_the_time_model_a_correction_and_busy_or_short_runs_do_not(monkeypatch, no_precision_race):
+    monkeypatch.setattr(calibration, "_measure", lambda config, dtype, gpu: {**planner.DEFAULT_TIME, "eval_b": 7e-6})
+    load = {"now": 0.2}
+    monkeypatch.setattr(calibration, "_load_per_core", lambda: load["now"])
+    cfg = StyleConfig(weights="random")
+    # Nothing measured yet: no entry to correct.
+    assert planner.learn_from_run(cfg, 100.0, 150.0, 0.2) is None
+    before = engine.plan((341, 512), cfg)
+    assert before["time_model"] == "measured" and before["time_correction"] == 1.0
+    # A run that took 1.5x its plan moves the correction half way (geometrically) toward 1.5.
+    assert planner.learn_from_run(cfg, 100.0, 150.0, 0.2) == pytest.approx(1.5**0.5)
+    after = engine.plan((341, 512), cfg, measure=False)
+    assert after["time_model"] == "cache" and after["time_correction"] == pytest.approx(1.5**0.5, abs=1e-3)
+    work = [s["est_seconds"] for s in before["scales"]], [s["est_seconds"] for s in after["scales"]]
+    for b, a in zip(*work):
+        assert a == pytest.approx(b * 1.5**0.5, rel=0.01, abs=0.1)
+    setup = before["est_seconds"] - sum(work[0])
+    assert after["est_seconds"] - sum(work[1]) == pytest.approx(setup, abs=0.2)  # the one-off setup is not scaled
+    # Runs that keep taking 1.5x their (corrected) plan take the correction to 1.5.
+    for _ in range(6):
+        planned = 100.0 * calibration.run_time_scale(planner.calibrate(cfg, measure=False))
+        planner.learn_from_run(cfg, planned, 150.0, 0.2)
+    assert planner.calibrate(cfg, measure=False)["run_time_scale"] == pytest.approx(1.5, rel=0.02)
+    learnt = planner.calibrate(cfg, measure=False)["run_time_scale"]
+    # A busy machine (when the run started, or now), a short run: nothing learnt.
+    assert planner.learn_from_run(cfg, 100.0, 300.0, 2.0) is None
+    load["now"] = 2.0
+    assert planner.learn_from_run(cfg, 100.0, 300.0, 0.2) is None
+    load["now"] = 0.2
+    assert planner.learn_from_run(cfg, 5.0, 50.0, 0.2) is None
+    assert planner.calibrate(cfg, measure=False)["run_time_scale"] == learnt
+    # A way-off run moves it at most to the bounds; a new measurement starts over.
+    for _ in range(10):
+        planner.learn_from_run(cfg, 100.0, 10000.0, 0.2)
+    assert planner.calibrate(cfg, measure=False)["run_time_scale"] == cost.RUN_SCALE_BOUNDS[1]
+    assert planner.calibrate(cfg, refresh=True).get("run_time_scale") is None
+
+
+@pytest.mark.slow
+def test_a_finished_engine_run_teaches_the_correction_to_its_calibration_entry(monkeypatch, no_precision_race):
+    """The engine's own run (random weights, a small image) against a cached entry that predicts 10x too long."""
+    cfg = StyleConfig(weights="random", max_size=96, iterations=4)
+    coefficients = {**planner.DEFAULT_TIME, "eval_a": 2.0, "fwd_a": 1.0}  # seconds per call: far too slow
+    monkeypatch.setattr(calibration, "_measure", lambda config, dtype, gpu: dict(coefficients))
+    monkeypatch.setattr(calibration, "_load_per_core", lambda: 0.1)
+    planned = engine.plan((72, 96), cfg)
+    assert planned["time_model"] == "measured" and planned["time_correction"] == 1.0
+    rng = np.random.default_rng(0)
+    content = rng.uniform(0, 255, (72, 96, 3)).astype(np.float32)
+    style = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
+    started = time.perf_counter()
+    engine.stylize(content, style, cfg)
+    took = time.perf_counter() - started
+    learnt = planner.calibrate(cfg, measure=False)
+    assert learnt["runs_learnt"] == 1 and learnt["run_time_scale"] < 1.0
+    replanned = engine.plan((72, 96), cfg, measure=False)
+    assert replanned["time_correction"] == pytest.approx(learnt["run_time_scale"], abs=1e-3)
+    assert replanned["est_seconds"] < planned["est_seconds"] and took < planned["est_seconds"]
 
 
 def test_a_broken_cache_file_is_measured_over(monkeypatch, no_precision_race):

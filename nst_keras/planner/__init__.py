@@ -5,7 +5,8 @@ A package of small modules, each with one job, none of which imports the engine:
 - memory.py: the memory budget (free RAM, this process's resident size, the GPU's free memory);
 - allocator.py: TensorFlow's CPU allocator, pooled or lean, chosen before the first tensor work;
 - cost.py: the cost model, seconds and bytes per piece, linear in pixels, with its built-in defaults;
-- calibration.py: a few seconds of measurement on this machine, cached, that replace those defaults;
+- calibration.py: a few seconds of measurement on this machine, cached, that replace those defaults
+  (and the correction finished runs teach them: learn_from_run);
 - plan.py: the plan search (scale by scale, whole or in tiles; the largest size that fits when
   nothing does) and `plan_run`, the engine's entry.
 
@@ -31,7 +32,9 @@ from .calibration import (
     cache_dir,
     calibrate,
     calibration_key,
+    learn_from_run,
 )
+from .calibration import _load_per_core as load_per_core
 from .cost import DEFAULT_TIME, MEMORY, REFERENCE_MACS, CostModel, default_time
 from .memory import GIB, available_ram, current_rss, default_budget
 from .plan import MIN_TILE_SIDE, PLAN_SHARE, Plan, ScalePlan, make_plan, passes_for, plan_run, wants_lean
@@ -65,6 +68,8 @@ __all__ = [
     "default_budget",
     "default_time",
     "layer_stride",
+    "learn_from_run",
+    "load_per_core",
     "make_plan",
     "note_tensorflow_started",
     "passes_for",

@@ -21,7 +21,7 @@ from typing import Optional
 from ..config import StyleConfig
 from ..network import deepest_layer
 from .allocator import allocator_mode, note_tensorflow_started
-from .cost import DEFAULT_TIME, default_time
+from .cost import DEFAULT_TIME, RUN_SCALE_BOUNDS, RUN_SCALE_KEY, default_time, run_time_scale
 
 CALIBRATION_VERSION = 2
 CACHE_ENV = "NST_KERAS_CACHE_DIR"
@@ -117,7 +117,7 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     info = device.device_info()
     # on a CPU with precision 'auto', the precision race is part of the calibration (run again on refresh)
     dtype = device.compute_dtype(config.precision, measure=measure, refresh=refresh and measure)
-    key = calibration_key(config, f"{info['kind']}: {info['name']}", dtype)
+    key = calibration_key(config, _device_name(info), dtype)
     path = os.path.join(cache_dir(), CALIBRATION_FILE)
     data = _read_cache(path)
     entry = data["entries"].get(key)
@@ -132,6 +132,45 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     data["entries"][key] = entry
     _write_cache(path, data)
     return {**entry, "source": "measured"}
+
+
+def _device_name(info: dict) -> str:
+    return f"{info['kind']}: {info['name']}"
+
+
+# Each finished run on a quiet machine moves its entry's correction (cost.RUN_SCALE_KEY) toward
+# measured / planned time.
+RUN_SCALE_WEIGHT = 0.5  # the newest run's share (geometric): two runs take the correction most of the way
+RUN_SCALE_MIN_S = 10.0  # shorter runs are mostly per-shape overheads, which say little about longer ones
+
+
+def learn_from_run(config: StyleConfig, planned_s: float, measured_s: float, load_before=None) -> Optional[float]:
+    """Move the cached entry's correction toward measured_s / planned_s; return the new correction, or None.
+
+    `planned_s`: the optimisation time the plan predicted (its correction included), `measured_s`: what the
+    run took, `load_before`: the load average per core when it started. Nothing is learnt from a run on a
+    busy machine (at either end), a short run, or a configuration with no measured entry to correct.
+    """
+    if not (planned_s >= RUN_SCALE_MIN_S and measured_s > 0):
+        return None
+    load_after = _load_per_core()
+    if any(isinstance(v, (int, float)) and v >= BUSY_LOAD for v in (load_before, load_after)):
+        return None
+    from .. import device
+
+    key = calibration_key(config, _device_name(device.device_info()), device.compute_dtype(config.precision))
+    path = os.path.join(cache_dir(), CALIBRATION_FILE)
+    data = _read_cache(path)
+    entry = data["entries"].get(key)
+    if not (isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME)):
+        return None
+    old = run_time_scale(entry)
+    low, high = RUN_SCALE_BOUNDS
+    new = min(high, max(low, old * (measured_s / planned_s) ** RUN_SCALE_WEIGHT))
+    entry[RUN_SCALE_KEY] = new
+    entry["runs_learnt"] = int(entry.get("runs_learnt", 0)) + 1
+    _write_cache(path, data)
+    return new
 
 
 PRECISION_VERSION = 1
@@ -172,7 +211,7 @@ def cpu_precision(*, measure: bool = False, refresh: bool = False) -> dict:
     from .. import device
 
     info = device.device_info()
-    key = precision_key(f"{info['kind']}: {info['name']}")
+    key = precision_key(_device_name(info))
     path = os.path.join(cache_dir(), CALIBRATION_FILE)
     entry = _read_cache(path)["entries"].get(key)
     usable = isinstance(entry, dict) and entry.get("dtype") in PRECISION_CANDIDATES

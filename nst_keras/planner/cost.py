@@ -83,6 +83,24 @@ DEFAULT_TIME = {
 }
 
 
+# What whole runs teach the time model (calibration.learn_from_run). The calibration times a few
+# evaluations on small random images; a run adds what those cannot see (sustained clocks, larger working
+# sets, the optimiser's and the progress listeners' work): bfloat16 runs on the 2-core Xeon took
+# 1.15-1.36x their plan per scale (docs/benchmarks.md, 2026-12-02). A calibration entry keeps the
+# correction under RUN_SCALE_KEY, and the model multiplies its time coefficients by it.
+RUN_SCALE_KEY = "run_time_scale"
+RUN_SCALE_BOUNDS = (0.5, 3.0)
+
+
+def run_time_scale(coefficients: dict) -> float:
+    """The correction whole runs taught the entry `coefficients` came from (1.0 when there is none)."""
+    value = coefficients.get(RUN_SCALE_KEY, 1.0)
+    if not isinstance(value, (int, float)) or not value > 0:
+        return 1.0
+    low, high = RUN_SCALE_BOUNDS
+    return float(min(high, max(low, value)))
+
+
 REFERENCE_MACS = 370_368.0  # conv_macs("vgg19", ["block5_conv2"]): the network DEFAULT_TIME was measured with
 
 
@@ -123,7 +141,12 @@ class CostModel:
         net = constants["net_bpp_per_float"] * floats * half * growth
         if kind == "GPU" and time_coefficients.get("gpu_bpp"):
             net = float(time_coefficients["gpu_bpp"])
-        times = {k: float(time_coefficients.get(k, v)) for k, v in DEFAULT_TIME.items()}
+        # What finished runs taught (calibration.learn_from_run) scales the work, not the one-off setup.
+        correction = run_time_scale(time_coefficients)
+        times = {
+            k: float(time_coefficients.get(k, v)) * (1.0 if k == "setup_s" else correction)
+            for k, v in DEFAULT_TIME.items()
+        }
 
         def optimiser(scale_index):  # (state bytes per pixel, extra evaluations, seconds per step and pixel)
             method, levels, _ = config.optimizer_at(scale_index)

@@ -19,7 +19,7 @@ from ..config import StyleConfig
 from ..schedule import MIN_SIDE, plan_scales, style_size
 from . import calibration
 from .allocator import LEAN_WHEN, POOLED_GROWTH, allocator_mode, use_lean_memory
-from .cost import CostModel, default_time
+from .cost import CostModel, default_time, run_time_scale
 from .memory import GIB, default_budget
 
 GRAM_COPY_BPP = 256.0  # Gram matrices in windows: one layer's features copied out (block1: 64 floats a pixel)
@@ -80,6 +80,7 @@ class Plan:
     needed_bytes: Optional[float] = None
     message: Optional[str] = None
     memory_mode: str = "lean"
+    time_correction: float = 1.0  # what finished runs taught the time model (cost.run_time_scale)
 
     @property
     def seconds(self) -> float:
@@ -99,6 +100,7 @@ class Plan:
             "memory_budget": self.budget_source,
             "memory_kind": "GPU memory" if self.kind == "GPU" else "RAM (peak resident set)",
             "time_model": self.time_source,
+            "time_correction": round(self.time_correction, 3),
             "memory_mode": self.memory_mode,
             "tiled": any(s.tiled for s in self.scales),
             "scales": [s.to_dict() for s in self.scales],
@@ -168,6 +170,7 @@ def make_plan(
         plan = _plan_with(content_hw, config, schedule, model, budget, host_budget, style_shapes)
     plan.memory_mode = memory if kind == "CPU" else "gpu"
     plan.time_source = str(coefficients.get("source", "default"))
+    plan.time_correction = run_time_scale(coefficients)
     if not plan.fits and find_largest:
         found = _largest_fitting(content_hw, config, model, budget, host_budget, style_shapes)
         if found is not None:
