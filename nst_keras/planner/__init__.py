@@ -33,8 +33,8 @@ from .calibration import (
     calibrate,
     calibration_key,
     learn_from_run,
+    load_per_core,
 )
-from .calibration import _load_per_core as load_per_core
 from .cost import DEFAULT_TIME, MEMORY, REFERENCE_MACS, CostModel, default_time
 from .memory import GIB, available_ram, current_rss, default_budget
 from .plan import MIN_TILE_SIDE, PLAN_SHARE, Plan, ScalePlan, make_plan, passes_for, plan_run, wants_lean

@@ -95,6 +95,15 @@ def _load_per_core() -> Optional[float]:
         return None
 
 
+def load_per_core() -> Optional[float]:
+    """The 1-minute load average per CPU core, looked up at call time (tests replace _load_per_core)."""
+    return _load_per_core()
+
+
+def _usable_timing(entry) -> bool:
+    return isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME)
+
+
 def _measured_while_busy(entry: dict) -> bool:
     """A CPU entry measured under heavy load, while the machine is quiet now: worth measuring again."""
     then, now = entry.get("load_per_core"), _load_per_core()
@@ -121,8 +130,8 @@ def calibrate(config: StyleConfig, *, measure: bool = True, refresh: bool = Fals
     path = os.path.join(cache_dir(), CALIBRATION_FILE)
     data = _read_cache(path)
     entry = data["entries"].get(key)
-    usable = isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME)
-    if usable and not refresh and not (measure and info["kind"] == "CPU" and _measured_while_busy(entry)):
+    stale = measure and info["kind"] == "CPU" and _usable_timing(entry) and _measured_while_busy(entry)
+    if _usable_timing(entry) and not refresh and not stale:
         return {**entry, "source": "cache"}
     if not measure:
         return {**default_time(config), "source": "default"}
@@ -162,7 +171,7 @@ def learn_from_run(config: StyleConfig, planned_s: float, measured_s: float, loa
     path = os.path.join(cache_dir(), CALIBRATION_FILE)
     data = _read_cache(path)
     entry = data["entries"].get(key)
-    if not (isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in DEFAULT_TIME)):
+    if not _usable_timing(entry):
         return None
     old = run_time_scale(entry)
     low, high = RUN_SCALE_BOUNDS
