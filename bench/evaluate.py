@@ -130,8 +130,13 @@ def _gram_distance(fx: dict, gs: dict) -> float:
     return sum(_gram_terms(fx, gs))
 
 
+def _w2_terms(fx: dict, ss: dict) -> list:
+    """The squared W2 distance of each of STYLE_LAYERS."""
+    return [w2_squared(mean_cov(fx[n]), ss[n]) for n in STYLE_LAYERS]
+
+
 def _w2_distance(fx: dict, ss: dict) -> float:
-    return sum(w2_squared(mean_cov(fx[n]), ss[n]) for n in STYLE_LAYERS)
+    return sum(_w2_terms(fx, ss))
 
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -211,8 +216,7 @@ class PairEvaluator:
         0.64 of the photo's W2 and block5_conv1 0.02; of its Gram distance 0.09 and 0.58)."""
         result = np.asarray(result, np.float32)[..., :3]
         r = self._refs(*result.shape[:2])
-        fx = features(result)
-        return [w2_squared(mean_cov(fx[n]), r["ss"][n]) / r["w2_photo"] for n in STYLE_LAYERS]
+        return [term / r["w2_photo"] for term in _w2_terms(features(result), r["ss"])]
 
     def anchors(self, h: int, w: int) -> dict:
         """Scores at size (h, w) of the photo itself, of the style image resized to the photo's shape, and of

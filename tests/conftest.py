@@ -46,6 +46,17 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(scope="session")
+def bench_evaluate():
+    """bench/evaluate.py, the evaluator that shares no code with the engine's losses, as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nst_bench_evaluate", ROOT / "bench" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
 def test_backend():
     """The Keras backend this session runs on."""
     return TEST_BACKEND

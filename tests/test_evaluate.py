@@ -1,24 +1,12 @@
 """bench/evaluate.py's per-layer splits add up to its scores, so a table by layer explains the score beside it."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _evaluator_module():
-    spec = importlib.util.spec_from_file_location("nst_bench_evaluate_split", ROOT / "bench" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow
-def test_the_style_and_w2_splits_by_layer_sum_to_the_scores(sample_images):
-    evaluate = _evaluator_module()
+def test_the_style_and_w2_splits_by_layer_sum_to_the_scores(sample_images, bench_evaluate):
+    evaluate = bench_evaluate
     content, style = (np.asarray(a, np.float32)[:64, :96, :3] for a in sample_images)
     ev = evaluate.PairEvaluator(content, style)
     rng = np.random.default_rng(0)

@@ -5,30 +5,18 @@ distance (relative to the photo's) must fall and its block4_conv2 content distan
 the style image's) must rise at every step of 0 / 25 / 50 / 75 / 100.
 """
 
-import importlib.util
-import pathlib
-
 import pytest
 
 import nst_keras
 from nst_keras import StyleConfig
 from nst_keras.resize import fit_long_side, resize
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _evaluator_module():
-    spec = importlib.util.spec_from_file_location("nst_bench_evaluate", ROOT / "bench" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow
-def test_strength_is_monotone_in_style_and_content_distance(sample_images):
+def test_strength_is_monotone_in_style_and_content_distance(sample_images, bench_evaluate):
     from nst_keras.weights import hed_weights_path
 
-    evaluate = _evaluator_module()
+    evaluate = bench_evaluate
     content, style = sample_images
     content = resize(content, *fit_long_side(*content.shape[:2], 112))
     style = resize(style, 160, 160)
