@@ -7,6 +7,8 @@ they sum to the style column), which tells whether a recipe misses the style's c
 fine marks (the shallow layers) or its larger shapes (the deep ones).
 
     python bench/cells.py --recipes default,crowsonkb-sw30 --cells landscape:mosaic,chelsea:hatching [--size 384]
+    # the same cells side by side (a row per cell: the photo, then each recipe), labelled with the scores:
+    python bench/cells.py --recipes default,split-s91 --cells landscape:hatching --sheet bench/out/cells.jpg
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import evaluate  # noqa: E402
 import gallery  # noqa: E402
+import numpy as np  # noqa: E402
 import recipes  # noqa: E402
 
 
@@ -27,6 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--recipes", default="default", help="comma-separated names from bench/recipes.py")
     parser.add_argument("--cells", required=True, help="comma-separated photo:style pairs of bench/gallery.py")
     parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--sheet", help="also write the cells side by side to this picture (.jpg or .png)")
     args = parser.parse_args(argv)
     sources = {n: s for n, _, s in gallery.PHOTOS} | {n: s for n, _, s in gallery.STYLES}
     cells = [tuple(c.split(":")) for c in args.cells.split(",") if c]
@@ -42,13 +46,14 @@ def main(argv=None) -> int:
         (photo, style): evaluate.PairEvaluator(gallery.load_image(sources[photo]), gallery.load_image(sources[style]))
         for photo, style in cells
     }
-    rows = []
+    rows, images = [], {}
     for name in names:
         config = recipes.config_for(name, args.size)
         for photo, style in cells:
             image, record = gallery.render(name, config, photo, style, log=lambda m: print(m, flush=True))
             per_layer = evaluators[(photo, style)].style_by_layer(image)
             rows.append((name, f"{photo}+{style}", record["scores"], per_layer))
+            images[(name, photo, style)] = (image, record)
     header = f"{'recipe':>16} {'cell':>18}" + "".join(f"{c:>8}" for c in evaluate.COLUMNS)
     print(header + "   style by layer: " + layers)
     for name, cell, s, per in rows:
@@ -58,7 +63,49 @@ def main(argv=None) -> int:
             + "                   "
             + " ".join(f"{v:7.3f}" for v in per)
         )
+    if args.sheet:
+        side_by_side(images, names, cells, sources, args.size, args.sheet)
+        print(f"sheet {args.sheet}")
     return 0
+
+
+def side_by_side(images: dict, names: list, cells: list, sources: dict, size: int, path) -> None:
+    """A row per cell: the photo, then the cell under each recipe, each labelled with its recipe and scores."""
+    from PIL import Image, ImageDraw
+
+    label_h, pad = 50, 6
+    cell_w, cell_h = size + pad, size + label_h + pad
+    sheet = Image.new("RGB", ((len(names) + 1) * cell_w + pad, len(cells) * cell_h + pad), (255, 255, 255))
+    draw, font = ImageDraw.Draw(sheet), gallery._font(13)
+
+    def place(img, col: int, row: int, lines) -> None:
+        pil = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+        pil.thumbnail((size, size), Image.Resampling.LANCZOS)
+        x0, y0 = pad + col * cell_w, pad + row * cell_h
+        sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (size - pil.height) // 2))
+        for i, line in enumerate(lines):
+            draw.text((x0, y0 + size + 2 + 15 * i), line, fill=(0, 0, 0), font=font)
+
+    for row, (photo, style) in enumerate(cells):
+        place(gallery.load_image(sources[photo]), 0, row, [f"photo: {photo}", f"style: {style}"])
+        for col, name in enumerate(names, start=1):
+            image, record = images[(name, photo, style)]
+            sc = record["scores"]
+            place(
+                image,
+                col,
+                row,
+                [
+                    f"recipe {name}",
+                    f"style {sc['style']:.3f}  W2 {sc['w2']:.3f}  content {sc['content']:.2f}",
+                    f"edges {sc['edges']:.2f}  SSIM {sc['ssim']:.2f}  {record['seconds']:.0f} s",
+                ],
+            )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if str(path).lower().endswith((".jpg", ".jpeg")):
+        sheet.save(path, quality=90)
+    else:
+        sheet.save(path)
 
 
 if __name__ == "__main__":

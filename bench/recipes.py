@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gallery  # noqa: E402
 
 CK_LAYER_WEIGHTS = (256.0, 64.0, 16.0, 4.0, 1.0)
+CK_EFFECTIVE_LAYER_WEIGHTS = (256.0, 160.0, 4.0, 0.5, 0.1)
 OLD_DEFAULT = {
     "content_layers": ("block5_conv2",),
     "style_loss": "gram",
@@ -56,6 +57,10 @@ RECIPES = {
     "meancov-c4": GATYS | {"style_loss": "mean_cov", "style_weight": 10.0},
     "meancov-c4-sw30": GATYS | {"style_loss": "mean_cov", "style_weight": 30.0},
     "meancov-c5": OLD_DEFAULT | {"style_loss": "mean_cov"},
+    # CK's effective layer split (its raw W2 per layer, measured with evaluate.py --by-layer): block2
+    # weighed as CK's W2 weighs it, the deep layers that displace the subject far less.
+    "split-s91": {"style_layer_weights": CK_EFFECTIVE_LAYER_WEIGHTS, "strength": 91.0},
+    "split-s80": {"style_layer_weights": CK_EFFECTIVE_LAYER_WEIGHTS, "strength": 80.0},
 }
 
 
