@@ -1,6 +1,8 @@
 """The pictures of a bench_peer.py run side by side: per pair, the photo, the peer's result and each run of ours.
 
     .venv/bin/python bench/peer_figure.py [--run bench/out/peer] [-o docs/peer.png] [--size 300]
+    # several runs (a pair each, say), one row per pair, leaving out some of ours:
+    .venv/bin/python bench/peer_figure.py --run RUN1 --run RUN2 --drop "strength 89"
 
 Reads what bench/bench_peer.py wrote (peer.json and the PNGs beside it) and labels every picture with
 its wall time and its scores (bench/evaluate.py: style by Gram, W2, content, edges). Computes nothing.
@@ -23,7 +25,10 @@ sys.path.insert(0, str(HERE.parent))
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", default=str(HERE / "out" / "peer"), help="bench_peer.py's --out folder")
+    parser.add_argument(
+        "--run", action="append", help="bench_peer.py's --out folder (repeat for several; default bench/out/peer)"
+    )
+    parser.add_argument("--drop", action="append", default=[], help="leave out our runs whose label contains this")
     parser.add_argument("-o", "--output", default=str(HERE.parent / "docs" / "peer.png"))
     parser.add_argument("--size", type=int, default=300, help="long side of each picture (px)")
     args = parser.parse_args(argv)
@@ -31,12 +36,15 @@ def main(argv=None) -> int:
     import evaluate
     import gallery
 
-    run = Path(args.run)
-    summary = json.loads((run / "peer.json").read_text())
+    summary = []
+    for folder in args.run or [str(HERE / "out" / "peer")]:
+        for entry in json.loads((Path(folder) / "peer.json").read_text()):
+            ours = [o for o in entry["ours"] if not any(d in o["label"] for d in args.drop)]
+            summary.append(entry | {"ours": ours, "folder": Path(folder)})
     cols = 2 + max(len(e["ours"]) for e in summary)
-    label_h, pad, size = 50, 6, args.size
+    label_h, pad, size = 65, 6, args.size
     # each row as tall as its pictures at `size` wide or tall (no blank bands above and below a wide photo)
-    shapes = [evaluate.load(str(run / f"{e['pair']}-peer.png")).shape[:2] for e in summary]
+    shapes = [evaluate.load(str(e["folder"] / f"{e['pair']}-peer.png")).shape[:2] for e in summary]
     heights = [round(size * min(1.0, h / w)) for h, w in shapes]
     cell_w = size + pad
     tops = [pad + sum(hh + label_h + pad for hh in heights[:i]) for i in range(len(summary))]
@@ -56,11 +64,11 @@ def main(argv=None) -> int:
         return [f"style {s['style']:.3f}  W2 {s['w2']:.3f}  content {s['content']:.2f}", f"edges {s['edges']:.2f}"]
 
     for row, entry in enumerate(summary):
-        name = entry["pair"]
+        name, run = entry["pair"], entry["folder"]
         photo = evaluate.load(str(run / f"{name}-photo.png"))
         place(photo, 0, row, [f"photo: {name.split('+')[0]}", f"style: {name.split('+')[1]}"])
         peer = evaluate.load(str(run / f"{name}-peer.png"))
-        place(peer, 1, row, [f"crowsonkb defaults, {entry['peer_wall_s']:.0f} s", *scores(entry["peer_score"])])
+        place(peer, 1, row, ["crowsonkb defaults", f"{entry['peer_wall_s']:.0f} s", *scores(entry["peer_score"])])
         for i, ours in enumerate(entry["ours"]):
             image = evaluate.load(str(run / f"{name}-{ours['slug']}.png"))
             ratio = entry["peer_wall_s"] / ours["wall_s"]
@@ -68,7 +76,7 @@ def main(argv=None) -> int:
                 image,
                 2 + i,
                 row,
-                [f"{ours['label']}, {ours['wall_s']:.0f} s ({ratio:.0f}x less)", *scores(ours["score"])],
+                [ours["label"], f"{ours['wall_s']:.0f} s ({ratio:.0f}x less time)", *scores(ours["score"])],
             )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
