@@ -4,9 +4,8 @@ import importlib.util
 import sys
 
 import numpy as np
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
 
 
 def _cells_module():
