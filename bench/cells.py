@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import evaluate  # noqa: E402
 import gallery  # noqa: E402
-import numpy as np  # noqa: E402
 import recipes  # noqa: E402
 
 
@@ -71,20 +70,15 @@ def main(argv=None) -> int:
 
 def side_by_side(images: dict, names: list, cells: list, sources: dict, size: int, path) -> None:
     """A row per cell: the photo, then the cell under each recipe, each labelled with its recipe and scores."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     label_h, pad = 50, 6
     cell_w, cell_h = size + pad, size + label_h + pad
     sheet = Image.new("RGB", ((len(names) + 1) * cell_w + pad, len(cells) * cell_h + pad), (255, 255, 255))
-    draw, font = ImageDraw.Draw(sheet), gallery._font(13)
+    font = gallery._font(13)
 
     def place(img, col: int, row: int, lines) -> None:
-        pil = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
-        pil.thumbnail((size, size), Image.Resampling.LANCZOS)
-        x0, y0 = pad + col * cell_w, pad + row * cell_h
-        sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (size - pil.height) // 2))
-        for i, line in enumerate(lines):
-            draw.text((x0, y0 + size + 2 + 15 * i), line, fill=(0, 0, 0), font=font)
+        gallery.place_labelled(sheet, img, pad + col * cell_w, pad + row * cell_h, size, size, lines, font)
 
     for row, (photo, style) in enumerate(cells):
         place(gallery.load_image(sources[photo]), 0, row, [f"photo: {photo}", f"style: {style}"])

@@ -169,6 +169,16 @@ def _font(size: int):
     return ImageFont.load_default()
 
 
+def place_labelled(sheet, img: np.ndarray, x0: int, y0: int, size: int, box_h: int, lines, font) -> None:
+    """Paste img, fitted within size x size, centred in the box (size wide, box_h tall) at (x0, y0), lines below it."""
+    pil = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+    pil.thumbnail((size, size), Image.Resampling.LANCZOS)
+    sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (box_h - pil.height) // 2))
+    draw = ImageDraw.Draw(sheet)
+    for i, line in enumerate(lines):
+        draw.text((x0, y0 + box_h + 2 + 15 * i), line, fill=(0, 0, 0), font=font)
+
+
 def contact_sheet(cells: dict, size: int, path, title: str) -> None:
     """A grid: the style images on top, one row per photo (the photo first), each cell labelled with its scores."""
     photos = [p for p, _, _ in PHOTOS if any(k[0] == p for k in cells)]
@@ -185,12 +195,7 @@ def contact_sheet(cells: dict, size: int, path, title: str) -> None:
         d.text((pad, 6 + 22 * i), line, fill=(0, 0, 0), font=big)
 
     def place(img: np.ndarray, col: int, row: int, lines):
-        pil = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
-        pil.thumbnail((size, size), Image.Resampling.LANCZOS)
-        x0, y0 = pad + col * cell_w, head + pad + row * cell_h
-        sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (size - pil.height) // 2))
-        for i, line in enumerate(lines):
-            d.text((x0, y0 + size + 2 + 15 * i), line, fill=(0, 0, 0), font=small)
+        place_labelled(sheet, img, pad + col * cell_w, head + pad + row * cell_h, size, size, lines, small)
 
     for c, s in enumerate(styles):
         what = dict((n, w) for n, w, _ in STYLES)[s]

@@ -15,8 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -49,16 +48,10 @@ def main(argv=None) -> int:
     cell_w = size + pad
     tops = [pad + sum(hh + label_h + pad for hh in heights[:i]) for i in range(len(summary))]
     sheet = Image.new("RGB", (cols * cell_w + pad, tops[-1] + heights[-1] + label_h + pad), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
     font = gallery._font(13)
 
     def place(img, col, row, lines):
-        pil = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
-        pil.thumbnail((size, size), Image.Resampling.LANCZOS)
-        x0, y0, box = pad + col * cell_w, tops[row], heights[row]
-        sheet.paste(pil, (x0 + (size - pil.width) // 2, y0 + (box - pil.height) // 2))
-        for i, line in enumerate(lines):
-            draw.text((x0, y0 + box + 2 + 15 * i), line, fill=(0, 0, 0), font=font)
+        gallery.place_labelled(sheet, img, pad + col * cell_w, tops[row], size, heights[row], lines, font)
 
     def scores(s):
         return [f"style {s['style']:.3f}  W2 {s['w2']:.3f}  content {s['content']:.2f}", f"edges {s['edges']:.2f}"]

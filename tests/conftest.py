@@ -45,15 +45,20 @@ def pytest_report_header(config):
     return f"Keras backend: {TEST_BACKEND} (NST_KERAS_TEST_BACKEND)"
 
 
-@pytest.fixture(scope="session")
-def bench_evaluate():
-    """bench/evaluate.py, the evaluator that shares no code with the engine's losses, as a module."""
+def load_bench(name: str):
+    """bench/<name>.py as a module (bench/ is scripts, not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("nst_bench_evaluate", ROOT / "bench" / "evaluate.py")
+    spec = importlib.util.spec_from_file_location(f"nst_bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def bench_evaluate():
+    """bench/evaluate.py, the evaluator that shares no code with the engine's losses, as a module."""
+    return load_bench("evaluate")
 
 
 @pytest.fixture(scope="session")

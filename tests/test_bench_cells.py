@@ -1,23 +1,12 @@
 """bench/cells.py --sheet: each cell's picture lands in its row and its recipe's column, at its own pixels."""
 
-import importlib.util
-import sys
-
 import numpy as np
-from conftest import ROOT
+from conftest import load_bench
 from PIL import Image
 
 
-def _cells_module():
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("nst_bench_cells", ROOT / "bench" / "cells.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_side_by_side_places_each_recipe_in_its_column(tmp_path):
-    cells = _cells_module()
+    cells = load_bench("cells")  # it puts bench/ on sys.path for its own imports (gallery, recipes)
     rng = np.random.default_rng(0)
     names, pairs = ["default", "split-s91"], [("chelsea", "hatching"), ("landscape", "mosaic")]
     sources = {n: s for n, _, s in cells.gallery.PHOTOS} | {n: s for n, _, s in cells.gallery.STYLES}
