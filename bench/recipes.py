@@ -61,6 +61,8 @@ RECIPES = {
     # weighed as CK's W2 weighs it, the deep layers that displace the subject far less.
     "split-s91": {"style_layer_weights": CK_EFFECTIVE_LAYER_WEIGHTS, "strength": 91.0},
     "split-s80": {"style_layer_weights": CK_EFFECTIVE_LAYER_WEIGHTS, "strength": 80.0},
+    # StyleConfig's painterly look: split-s91 by name (the same weights exactly; tests/test_config.py).
+    "painterly": {"look": "painterly"},
 }
 
 

@@ -46,6 +46,27 @@ DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 DEFAULT_STYLE_LAYER_WEIGHTS = (256.0, 64.0, 16.0, 4.0, 1.0)
 
+
+class Look(NamedTuple):
+    """A named balance: the style layers' split (used while style_layer_weights is left at its default)
+    and where strength 50 sits, in strength units above the plain balance of style_weight."""
+
+    style_layer_weights: tuple
+    strength_offset: float
+
+
+# The looks (--look; the GIMP dialog's "Balance"). 'photo', the default, keeps the subject on every
+# gallery cell but the mosaic ones (bench/gallery.py). 'painterly' is the balance that matched
+# crowsonkb/style-transfer-pytorch's quality in 1/16 of its time (bench/bench_peer.py, docs/benchmarks.md
+# "Against a peer"): block2 weighted as that peer's Wasserstein-2 term weighs it in effect, far less on
+# the deep layers, and the style 10^(41/25) = 43.7x stronger (its strength 50 is photo's 91). It paints
+# the style's strokes in; with fine hatching it can paint the photo away (the gallery, same section).
+LOOKS = {
+    "photo": Look(DEFAULT_STYLE_LAYER_WEIGHTS, 0.0),
+    "painterly": Look((256.0, 160.0, 4.0, 0.5, 0.1), 41.0),
+}
+LOOK_DEFAULT = "photo"
+
 # The optimiser per scale (see StyleConfig.optimizer_at): measured with bench/bench_optimizers.py.
 # From the photo, Adam on a 6-level pyramid gets furthest per step; from an upscaled coarser
 # result (every later scale), L-BFGS on the pixels does.
@@ -100,6 +121,14 @@ class StyleConfig:
 
     # The loss.
     content_weight: float = field(default=1.0, metadata=_meta("how much the content is kept", metavar="W"))
+    look: str = field(
+        default=LOOK_DEFAULT,
+        metadata=_meta(
+            "the balance of photo and style: photo (the subject kept sharp) or painterly (the style's strokes "
+            "take over; fine hatching can paint the photo away); strength moves either one",
+            choices=tuple(LOOKS),
+        ),
+    )
     style_weight: float = field(
         default=10.0,
         metadata=_meta("the style term's weight, before strength (an expert setting)", metavar="W"),
@@ -108,7 +137,7 @@ class StyleConfig:
         default=STRENGTH_DEFAULT,
         metadata=_meta(
             "style strength from 0 (the photo, barely touched) to 100 (the style dominates); "
-            f"{STRENGTH_DEFAULT:g}: the default balance. Each {STRENGTH_PER_DECADE:g} more multiplies the style "
+            f"{STRENGTH_DEFAULT:g}: the look's own balance. Each {STRENGTH_PER_DECADE:g} more multiplies the style "
             "weight by 10 (the effective style weight is style_weight x 10^((strength - "
             f"{STRENGTH_DEFAULT:g}) / {STRENGTH_PER_DECADE:g}))",
             metavar="S",
@@ -227,6 +256,7 @@ class StyleConfig:
         _choice("precision", self.precision, PRECISIONS)
         _choice("backend", self.backend, BACKEND_CHOICES)
         _choice("style_loss", self.style_loss, STYLE_LOSSES)
+        _choice("look", self.look, tuple(LOOKS))
         if self.preserve_colors is not None:
             _choice("preserve_colors", self.preserve_colors, COLOR_MODES)
         _int_at_least("max_size", self.max_size, 0)
@@ -315,12 +345,20 @@ class StyleConfig:
         return OptimizerSettings(method, int(levels), float(rate))
 
     def effective_style_weight(self) -> float:
-        """style_weight scaled by strength: x 10^((strength - 50) / 25), so 0 -> 1/100, 50 -> 1, 100 -> 100."""
-        return float(self.style_weight) * 10.0 ** ((float(self.strength) - STRENGTH_DEFAULT) / STRENGTH_PER_DECADE)
+        """style_weight scaled by strength and the look: x 10^((strength + offset - 50) / 25).
+
+        With the photo look (offset 0) strength 0 -> 1/100, 50 -> 1, 100 -> 100 times style_weight;
+        the painterly look's strength 50 is the photo look's 91.
+        """
+        strength = float(self.strength) + LOOKS[self.look].strength_offset
+        return float(self.style_weight) * 10.0 ** ((strength - STRENGTH_DEFAULT) / STRENGTH_PER_DECADE)
 
     def style_layer_weight_map(self) -> dict:
-        """Normalized weight (summing to 1) of each style layer."""
+        """Normalized weight (summing to 1) of each style layer: style_layer_weights, or the look's split
+        while style_layer_weights is left at its default (five layers)."""
         raw = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        if raw == DEFAULT_STYLE_LAYER_WEIGHTS and len(self.style_layers) == len(raw):
+            raw = LOOKS[self.look].style_layer_weights
         if self._default_layer_weights_for_other_layers():  # the default's 4:1 ratios, first layer largest
             raw = tuple(4.0 ** (len(self.style_layers) - 1 - i) for i in range(len(self.style_layers)))
         total = float(sum(raw))

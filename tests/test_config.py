@@ -62,6 +62,7 @@ def test_the_defaults_are_valid_and_frozen():
         ({"style_layer_weights": (0.0,) * 5}, "style_layer_weights: expected at least one weight above 0"),
         ({"style_layer_weights": (1.0, 1.0, 1.0, 1.0, -1.0)}, "style_layer_weights: expected a number >= 0"),
         ({"content_weight": 0.0, "style_weight": 0.0}, "content_weight and style_weight are both 0"),
+        ({"look": "strong"}, "look: expected one of photo, painterly, received 'strong'"),
     ],
 )
 def test_validate_names_the_setting_what_was_expected_and_received(change, message):
@@ -88,6 +89,24 @@ def test_style_layer_shares_sum_to_one():
     assert shares["block1_conv1"] == pytest.approx(0.4) and shares["block5_conv1"] == 0.0
     default = StyleConfig().style_layer_weight_map()  # 256:64:16:4:1, shallow layers first
     assert list(default.values()) == pytest.approx([w / 341 for w in (256, 64, 16, 4, 1)])
+
+
+def test_a_look_sets_the_layer_split_and_where_strength_50_sits():
+    photo, painterly = StyleConfig(), StyleConfig(look="painterly")
+    assert photo.look == "photo" and photo.effective_style_weight() == photo.style_weight
+    # painterly is the setting measured against the peer: the split 256:160:4:0.5:0.1 at the photo look's 91
+    spelled_out = StyleConfig(strength=91.0, style_layer_weights=(256.0, 160.0, 4.0, 0.5, 0.1))
+    assert painterly.style_layer_weight_map() == spelled_out.style_layer_weight_map()
+    assert painterly.effective_style_weight() == pytest.approx(spelled_out.effective_style_weight(), rel=1e-12)
+    assert painterly.effective_style_weight() == pytest.approx(10.0 * 10 ** (41 / 25), rel=1e-12)
+    # strength moves the look: 25 more is 10x, as with the photo look
+    stronger = StyleConfig(look="painterly", strength=75.0)
+    assert stronger.effective_style_weight() == pytest.approx(10 * painterly.effective_style_weight(), rel=1e-12)
+    # an explicit split wins over the look's; other style layers keep their own rule
+    mine = StyleConfig(look="painterly", style_layer_weights=(1.0, 1.0, 1.0, 1.0, 0.0))
+    assert list(mine.style_layer_weight_map().values()) == pytest.approx([0.25] * 4 + [0.0])
+    three = StyleConfig(look="painterly", style_layers=("block1_conv1", "block2_conv1", "block3_conv1"))
+    assert list(three.style_layer_weight_map().values()) == pytest.approx([16 / 21, 4 / 21, 1 / 21])
 
 
 def test_the_weights_file_falls_back_to_the_environment(monkeypatch):

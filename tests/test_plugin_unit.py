@@ -104,6 +104,7 @@ def test_defaults_match_styleconfig(plugin):
     for key, value in opts.DEFAULTS.items():
         assert getattr(default, key) == value, key
     assert tuple(value for value, _, _ in opts.QUALITY_CHOICES) == config.PRESETS
+    assert tuple(value for value, _, _ in opts.LOOK_CHOICES) == tuple(config.LOOKS)
     assert set(plugin_layers_suffixes()) <= set(__import__("nst_keras.imageio").imageio.SUPPORTED_INPUT)
     # every option's default gives StyleConfig's default
     engine = opts.engine_options(opts.default_values())
@@ -172,6 +173,8 @@ def test_registration_follows_the_table(plugin):
     )
     kind, args = by_name["quality"]
     assert kind == "add_choice_argument" and args[3].values == list(config.PRESETS) and args[4] == "normal"
+    kind, args = by_name["balance"]
+    assert kind == "add_choice_argument" and args[3].values == list(config.LOOKS) and args[4] == "photo"
     assert by_name["keep-colours"][0] == "add_boolean_argument" and by_name["keep-colours"][1][3] is False
 
 

@@ -2,7 +2,8 @@
 
 Measured with bench/evaluate.py, which shares no code with the engine's losses: its Gram style
 distance (relative to the photo's) must fall and its block4_conv2 content distance (relative to
-the style image's) must rise at every step of 0 / 25 / 50 / 75 / 100.
+the style image's) must rise at every step of 0 / 25 / 50 / 75 / 100; the painterly look must
+paint more of the style than the photo look at the same strength.
 """
 
 import pytest
@@ -35,3 +36,13 @@ def test_strength_is_monotone_in_style_and_content_distance(sample_images, bench
         assert scores[b]["content"] > scores[a]["content"], line
     assert scores[0]["content"] < 0.15, line  # 0: the photo, barely touched
     assert scores[100]["style"] < 0.5 * scores[0]["style"], line  # 100: the style dominates
+
+    # The painterly look paints more of the style than the photo look at the same strength (50).
+    cfg = StyleConfig(
+        backbone="vgg16", weights=hed_weights_path(), max_size=112, iterations=40, seed=1, look="painterly"
+    )
+    painterly = ev.score(nst_keras.stylize(content, [style], cfg))
+    line += f"; painterly: style {painterly['style']:.3f} w2 {painterly['w2']:.3f} content {painterly['content']:.3f}"
+    print(line)
+    assert painterly["style"] < scores[50]["style"] and painterly["w2"] < scores[50]["w2"], line
+    assert painterly["content"] > scores[50]["content"], line

@@ -12,6 +12,7 @@ that the table can be read and tested outside GIMP.
 
 # StyleConfig's defaults the dialog shows (tests/test_plugin_unit.py checks them against nst_keras.config).
 DEFAULTS = {
+    "look": "photo",
     "preset": "normal",
     "max_size": 1024,
     "strength": 50.0,
@@ -29,6 +30,17 @@ QUALITY_CHOICES = (
     ("draft", "Quick draft", "Fewest steps: a first look in a fraction of the time"),
     ("normal", "Normal", "A good balance of quality and time"),
     ("high", "High quality", "Most steps: finest detail, takes several times longer"),
+)
+
+# (value, label, help) of the balance choice: the values are StyleConfig's looks (nst_keras.config.LOOKS).
+LOOK_CHOICES = (
+    ("photo", "Keep the photo", "The style's colours and textures over your picture; its subject stays clear"),
+    (
+        "painterly",
+        "Painterly",
+        "The style's brush strokes take over, as in the classic neural-style tools. Fine line styles such as "
+        "hatching can paint your picture away: lower the strength for them",
+    ),
 )
 
 # The dialog's frames, in order: (group, title).
@@ -78,11 +90,22 @@ class Option:
 
 OPTIONS = (
     Option(
+        "balance",
+        "choice",
+        "_Balance",
+        "How much of your picture is kept against how much of the style is painted in",
+        DEFAULTS["look"],
+        group="look",
+        key="look",
+        flag="--look",
+        choices=LOOK_CHOICES,
+    ),
+    Option(
         "style-strength",
         "double",
         "Style stre_ngth",
         "How strongly the style is painted in: lower keeps more of your picture, higher paints the style in "
-        "harder. 50 is the usual balance.",
+        "harder. 50 is the balance chosen above.",
         STRENGTH_DEFAULT,
         group="look",
         key="strength",

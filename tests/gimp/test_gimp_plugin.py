@@ -133,6 +133,7 @@ def console(gimp_root, tmp_path_factory):
                 "quality": "draft",
                 "max-size": 64,
                 "keep-colours": True,
+                "balance": "painterly",
                 "style-strength": 80.0,
                 "style-scale": 2.0,
                 "same-result": True,
@@ -245,6 +246,8 @@ def test_settings_stored_as_parasite(console):
     assert parasite["engine"]  # the engine's version from its started event
     stored = succeeded(console, "style_file")["new"]["parasite"]
     assert stored["preserve_colors"] == "luminance" and stored["seed"] == 7 and stored["style_scale"] == 2.0
+    assert stored["look"] == "painterly" and stored["options"]["balance"] == "painterly"  # the engine ran with it
+    assert parasite["look"] == "photo"
     assert stored["options"]["keep-colours"] is True and stored["options"]["same-result"] is True
     assert stored["style"] == "starry-night"
 
@@ -435,7 +438,7 @@ def test_no_temporary_files_left(console):
 
 GUI_INJECTED = "nst-keras test: injected message in the full GIMP"
 KEEP_CHANGES = {"keep-colours": True, "same-result": True}  # clicked in the "keep" run's dialog (Re-Show)
-KEEP_CLICKS = [[40, 267], [40, 418]]  # the two check boxes, in the dialog's layout (test-output/gimp/dialog-keep.png)
+KEEP_CLICKS = [[40, 302], [40, 454]]  # the two check boxes, in the dialog's layout (test-output/gimp/dialog-keep.png)
 
 
 @pytest.fixture(scope="module")
