@@ -138,7 +138,7 @@ class StyleConfig:
         metadata=_meta(
             "style strength from 0 (the photo, barely touched) to 100 (the style dominates); "
             f"{STRENGTH_DEFAULT:g}: the look's own balance. Each {STRENGTH_PER_DECADE:g} more multiplies the style "
-            "weight by 10 (the effective style weight is style_weight x 10^((strength - "
+            "weight by 10 (with the photo look the effective style weight is style_weight x 10^((strength - "
             f"{STRENGTH_DEFAULT:g}) / {STRENGTH_PER_DECADE:g}))",
             metavar="S",
         ),
@@ -162,8 +162,9 @@ class StyleConfig:
     style_layer_weights: Optional[tuple] = field(
         default=DEFAULT_STYLE_LAYER_WEIGHTS,
         metadata=_meta(
-            "weight of each style layer, normalised to sum 1 (default: 256 64 16 4 1, the shallow layers' fine "
-            "texture first, as crowsonkb/style-transfer-pytorch; with other --style-layers, each layer 4x the next)",
+            "weight of each style layer, normalised to sum 1 (default: the look's split; photo's is 256 64 16 4 1, "
+            "the shallow layers' fine texture first, as crowsonkb/style-transfer-pytorch; with other "
+            "--style-layers, each layer 4x the next)",
             nargs="+",
             metavar="W",
         ),
