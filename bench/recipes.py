@@ -27,8 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gallery  # noqa: E402
 
+from nst_keras.config import LOOKS, STRENGTH_DEFAULT  # noqa: E402
+
 CK_LAYER_WEIGHTS = (256.0, 64.0, 16.0, 4.0, 1.0)
-CK_EFFECTIVE_LAYER_WEIGHTS = (256.0, 160.0, 4.0, 0.5, 0.1)
+CK_EFFECTIVE_LAYER_WEIGHTS = LOOKS["painterly"].style_layer_weights  # the painterly look's split
+PAINTERLY_AS_STRENGTH = STRENGTH_DEFAULT + LOOKS["painterly"].strength_offset  # 91 with the photo look
 OLD_DEFAULT = {
     "content_layers": ("block5_conv2",),
     "style_loss": "gram",
@@ -59,10 +62,12 @@ RECIPES = {
     "meancov-c5": OLD_DEFAULT | {"style_loss": "mean_cov"},
     # CK's effective layer split (its raw W2 per layer, measured with evaluate.py --by-layer): block2
     # weighed as CK's W2 weighs it, the deep layers that displace the subject far less.
-    "split-s91": {"style_layer_weights": CK_EFFECTIVE_LAYER_WEIGHTS, "strength": 91.0},
+    "split-s91": {"style_layer_weights": CK_EFFECTIVE_LAYER_WEIGHTS, "strength": PAINTERLY_AS_STRENGTH},
     "split-s80": {"style_layer_weights": CK_EFFECTIVE_LAYER_WEIGHTS, "strength": 80.0},
     # StyleConfig's painterly look: split-s91 by name (the same weights exactly; tests/test_config.py).
     "painterly": {"look": "painterly"},
+    "painterly-s25": {"look": "painterly", "strength": 25.0},  # the photo look's 66
+    "painterly-s0": {"look": "painterly", "strength": 0.0},  # the photo look's 41
 }
 
 

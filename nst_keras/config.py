@@ -66,6 +66,9 @@ LOOKS = {
     "painterly": Look((256.0, 160.0, 4.0, 0.5, 0.1), 41.0),
 }
 LOOK_DEFAULT = "photo"
+# style_layer_weights' default: the look's split on the default style layers, with other style layers each
+# layer 4x the next (an empty tuple is no valid split, so it cannot be confused with one typed in).
+LOOK_SPLIT: tuple = ()
 
 # The optimiser per scale (see StyleConfig.optimizer_at): measured with bench/bench_optimizers.py.
 # From the photo, Adam on a 6-level pyramid gets furthest per step; from an upscaled coarser
@@ -131,15 +134,16 @@ class StyleConfig:
     )
     style_weight: float = field(
         default=10.0,
-        metadata=_meta("the style term's weight, before strength (an expert setting)", metavar="W"),
+        metadata=_meta("the style term's weight, before strength and look (an expert setting)", metavar="W"),
     )
     strength: float = field(
         default=STRENGTH_DEFAULT,
         metadata=_meta(
-            "style strength from 0 (the photo, barely touched) to 100 (the style dominates); "
+            "style strength from 0 to 100 (the style dominates); "
             f"{STRENGTH_DEFAULT:g}: the look's own balance. Each {STRENGTH_PER_DECADE:g} more multiplies the style "
-            "weight by 10 (with the photo look the effective style weight is style_weight x 10^((strength - "
-            f"{STRENGTH_DEFAULT:g}) / {STRENGTH_PER_DECADE:g}))",
+            "weight by 10: the effective style weight is style_weight x 10^((strength + offset - "
+            f"{STRENGTH_DEFAULT:g}) / {STRENGTH_PER_DECADE:g}), offset 0 for the photo look (0: the photo barely "
+            "touched) and 41 for painterly (its 0 is the photo look's 41)",
             metavar="S",
         ),
     )
@@ -160,11 +164,11 @@ class StyleConfig:
         ),
     )
     style_layer_weights: Optional[tuple] = field(
-        default=DEFAULT_STYLE_LAYER_WEIGHTS,
+        default=LOOK_SPLIT,
         metadata=_meta(
-            "weight of each style layer, normalised to sum 1 (default: the look's split; photo's is 256 64 16 4 1, "
-            "the shallow layers' fine texture first, as crowsonkb/style-transfer-pytorch; with other "
-            "--style-layers, each layer 4x the next)",
+            "weight of each style layer, normalised to sum 1 (default: the look's split, photo's 256 64 16 4 1 "
+            "(the shallow layers' fine texture first, as crowsonkb/style-transfer-pytorch), painterly's 256 160 4 "
+            "0.5 0.1; with other --style-layers, each layer 4x the next)",
             nargs="+",
             metavar="W",
         ),
@@ -299,7 +303,7 @@ class StyleConfig:
                         f"{name}: unknown layer {layer!r} for backbone {self.backbone}; "
                         f"expected one of {', '.join(known)}"
                     )
-        if self.style_layer_weights is not None and not self._default_layer_weights_for_other_layers():
+        if self.style_layer_weights is not None and not self._split_from_look():
             _shares("style_layer_weights", self.style_layer_weights, len(self.style_layers), "style layers")
         if self.style_blend is not None and num_styles is not None:
             _shares("style_blend", self.style_blend, num_styles, "style images")
@@ -355,13 +359,20 @@ class StyleConfig:
         return float(self.style_weight) * 10.0 ** ((strength - STRENGTH_DEFAULT) / STRENGTH_PER_DECADE)
 
     def style_layer_weight_map(self) -> dict:
-        """Normalized weight (summing to 1) of each style layer: style_layer_weights, or the look's split
-        while style_layer_weights is left at its default (five layers)."""
-        raw = self.style_layer_weights or (1.0,) * len(self.style_layers)
-        if raw == DEFAULT_STYLE_LAYER_WEIGHTS and len(self.style_layers) == len(raw):
-            raw = LOOKS[self.look].style_layer_weights
-        if self._default_layer_weights_for_other_layers():  # the default's 4:1 ratios, first layer largest
-            raw = tuple(4.0 ** (len(self.style_layers) - 1 - i) for i in range(len(self.style_layers)))
+        """Normalized weight (summing to 1) of each style layer.
+
+        style_layer_weights as given; None: equal; left at LOOK_SPLIT: the look's split on the default
+        style layers, and on other style layers each layer 4x the next (the photo look's ratios). The
+        look's strength offset applies whatever the split.
+        """
+        n = len(self.style_layers)
+        if self._split_from_look():
+            if tuple(self.style_layers) == DEFAULT_STYLE_LAYERS:
+                raw = tuple(LOOKS[self.look].style_layer_weights)
+            else:  # the photo look's 4:1 ratios, first layer largest
+                raw = tuple(4.0 ** (n - 1 - i) for i in range(n))
+        else:
+            raw = tuple(self.style_layer_weights or (1.0,) * n)
         total = float(sum(raw))
         return {layer: float(w) / total for layer, w in zip(self.style_layers, raw)}
 
@@ -371,11 +382,9 @@ class StyleConfig:
         total = float(sum(raw))
         return [float(w) / total for w in raw]
 
-    def _default_layer_weights_for_other_layers(self) -> bool:
-        """True when style_layer_weights is the default but style_layers has another number of layers."""
-        return self.style_layer_weights == DEFAULT_STYLE_LAYER_WEIGHTS and len(self.style_layers) != len(
-            DEFAULT_STYLE_LAYER_WEIGHTS
-        )
+    def _split_from_look(self) -> bool:
+        """True when style_layer_weights is left at its default (LOOK_SPLIT): the look decides the split."""
+        return isinstance(self.style_layer_weights, tuple) and self.style_layer_weights == LOOK_SPLIT
 
     def resolved_weights(self) -> Optional[str]:
         """The weights setting, with NST_KERAS_WEIGHTS as the fallback for None."""

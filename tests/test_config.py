@@ -102,11 +102,23 @@ def test_a_look_sets_the_layer_split_and_where_strength_50_sits():
     # strength moves the look: 25 more is 10x, as with the photo look
     stronger = StyleConfig(look="painterly", strength=75.0)
     assert stronger.effective_style_weight() == pytest.approx(10 * painterly.effective_style_weight(), rel=1e-12)
-    # an explicit split wins over the look's; other style layers keep their own rule
+    # an explicit split wins over the look's, even one equal to the photo look's, as a tuple or a list
     mine = StyleConfig(look="painterly", style_layer_weights=(1.0, 1.0, 1.0, 1.0, 0.0))
     assert list(mine.style_layer_weight_map().values()) == pytest.approx([0.25] * 4 + [0.0])
-    three = StyleConfig(look="painterly", style_layers=("block1_conv1", "block2_conv1", "block3_conv1"))
-    assert list(three.style_layer_weight_map().values()) == pytest.approx([16 / 21, 4 / 21, 1 / 21])
+    for typed in ((256, 64, 16, 4, 1), [256.0, 64.0, 16.0, 4.0, 1.0]):
+        explicit = StyleConfig(look="painterly", style_layer_weights=typed).validate()
+        assert explicit.style_layer_weight_map() == photo.style_layer_weight_map()
+    assert StyleConfig(look="painterly", style_layer_weights=None).style_layer_weight_map()["block5_conv1"] == 0.2
+    # other style layers (any number, five included) take each layer 4x the next, whatever the look
+    five = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1")
+    for layers in (five, ("block1_conv1", "block2_conv1", "block3_conv1")):
+        shares = StyleConfig(look="painterly", style_layers=layers).validate().style_layer_weight_map()
+        n = len(layers)
+        assert list(shares.values()) == pytest.approx(
+            [4.0 ** (n - 1 - i) / sum(4.0**k for k in range(n)) for i in range(n)]
+        )
+    with pytest.raises(ValueError, match="style_layer_weights: expected 3 weights"):  # explicit: checked
+        StyleConfig(style_layers=five[:3], style_layer_weights=(256, 64, 16, 4, 1)).validate()
 
 
 def test_the_weights_file_falls_back_to_the_environment(monkeypatch):

@@ -304,13 +304,14 @@ def test_argv_is_what_the_engine_expects(plugin):
     assert args.json and not args.keep_partial and args.bit_depth == 8 and args.preview_every is None
     assert (args.content, args.styles, args.output) == ("/t/content.png", ["/t/style.png"], "/t/out.png")
     default = config.StyleConfig()
-    for name in ("preset", "max_size", "style_scale", "preserve_colors", "seed"):
+    for name in ("look", "preset", "max_size", "style_scale", "preserve_colors", "seed"):
         assert getattr(cfg, name) == getattr(default, name), name
     assert cfg.strength == default.strength and cfg.style_weight == default.style_weight
 
     changed = values(
         plugin,
         quality="high",
+        balance="painterly",
         max_size=0,
         style_strength=37.5,
         style_scale=2.5,
@@ -341,6 +342,10 @@ def test_argv_is_what_the_engine_expects(plugin):
         7,
     )
     assert cfg.strength == 37.5 and cfg.iterations == 2 and cfg.min_size == 32
+    assert (
+        cfg.look == "painterly"
+        and cfg.style_layer_weight_map() == config.StyleConfig(look="painterly").style_layer_weight_map()
+    )
     # "Same result every time" off: the variation number is not passed
     argv = argv_for(plugin, settings, "c", "s", "o", values(plugin, variation=7))
     assert "--seed" not in argv

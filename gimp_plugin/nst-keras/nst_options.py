@@ -39,7 +39,7 @@ LOOK_CHOICES = (
         "painterly",
         "Painterly",
         "The style's brush strokes take over, as in the classic neural-style tools. Fine line styles such as "
-        "hatching can paint your picture away: lower the strength for them",
+        "hatching can paint your picture away: choose Keep the photo for them, or lower the strength",
     ),
 )
 

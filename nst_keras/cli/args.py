@@ -86,7 +86,7 @@ def _add_config_option(group, field: dataclasses.Field, hints: dict) -> None:
     if field.name == "preserve_colors":
         kwargs["metavar"] = "|".join(meta["choices"])
         help_text += " (default: off; the flag alone means luminance)"
-    elif field.default is not None:
+    elif field.default is not None and field.default != ():  # () : a default the help text describes
         help_text += f" (default: {_show_default(field.default)})"
     group.add_argument(flag_for(field), help=help_text, **kwargs)
 
