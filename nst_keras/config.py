@@ -383,8 +383,12 @@ class StyleConfig:
         return [float(w) / total for w in raw]
 
     def _split_from_look(self) -> bool:
-        """True when style_layer_weights is left at its default (LOOK_SPLIT): the look decides the split."""
-        return isinstance(self.style_layer_weights, tuple) and self.style_layer_weights == LOOK_SPLIT
+        """True when style_layer_weights is left at its default (LOOK_SPLIT): the look decides the split.
+
+        Any empty sequence counts (to_dict writes the default as [], and an empty split is no split).
+        """
+        weights = self.style_layer_weights
+        return isinstance(weights, (tuple, list)) and len(weights) == 0
 
     def resolved_weights(self) -> Optional[str]:
         """The weights setting, with NST_KERAS_WEIGHTS as the fallback for None."""

@@ -117,6 +117,10 @@ def test_a_look_sets_the_layer_split_and_where_strength_50_sits():
         assert list(shares.values()) == pytest.approx(
             [4.0 ** (n - 1 - i) / sum(4.0**k for k in range(n)) for i in range(n)]
         )
+    # to_dict and back (JSON records, the bench's caches) keep the look's split
+    for cfg in (photo, painterly, StyleConfig(look="painterly", style_layers=five)):
+        again = StyleConfig(**cfg.to_dict()).validate()
+        assert again.style_layer_weight_map() == cfg.style_layer_weight_map()
     with pytest.raises(ValueError, match="style_layer_weights: expected 3 weights"):  # explicit: checked
         StyleConfig(style_layers=five[:3], style_layer_weights=(256, 64, 16, 4, 1)).validate()
 
