@@ -43,12 +43,12 @@ FINISHED_EDGES = {
 
 
 def sobel_structure(photo: np.ndarray, image: np.ndarray, sigma: float) -> float:
-    """Pearson correlation of the blurred Sobel gradient magnitude of the two images' luma."""
+    """Pearson correlation of the blurred Sobel gradient magnitude of the two images' luma (evaluate.py's)."""
     from scipy import ndimage
 
     def magnitude(rgb):
-        luma = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        return ndimage.gaussian_filter(np.hypot(ndimage.sobel(luma, 0), ndimage.sobel(luma, 1)), sigma)
+        luma = evaluate._luma(rgb[..., :3])
+        return evaluate._blur(np.hypot(ndimage.sobel(luma, 0), ndimage.sobel(luma, 1)), sigma)
 
     return float(np.corrcoef(magnitude(photo).ravel(), magnitude(image).ravel())[0, 1])
 
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     import nst_keras
     from nst_keras.resize import resize
 
-    sources = {n: s for n, _, s in gallery.PHOTOS} | {n: s for n, _, s in gallery.STYLES}
+    sources = gallery.SOURCES
     rows = []
     print(f"probe: {args.size} px, {args.steps} steps, look painterly, float32, seed 1")
     print(f"{'cell':>20} | probe: sobel  hed   | finished 384 px: hed edges | seconds")

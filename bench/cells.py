@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--sheet", help="also write the cells side by side to this picture (.jpg or .png)")
     args = parser.parse_args(argv)
-    sources = {n: s for n, _, s in gallery.PHOTOS} | {n: s for n, _, s in gallery.STYLES}
+    sources = gallery.SOURCES
     cells = [tuple(c.split(":")) for c in args.cells.split(",") if c]
     unknown = [c for c in cells if len(c) != 2 or c[0] not in sources or c[1] not in sources]
     if unknown:

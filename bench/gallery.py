@@ -55,6 +55,7 @@ STYLES = (
     ("hatching", "fine hatching", "samples/style-hatching.png"),
     ("gravel", "texture", "skimage:gravel"),
 )
+SOURCES = {name: source for name, _, source in PHOTOS + STYLES}  # photo or style name -> its source
 
 
 def load_image(source: str) -> np.ndarray:

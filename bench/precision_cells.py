@@ -46,7 +46,7 @@ def render_jittered(precision: str, size: int, photo: str, style: str) -> tuple:
     png, meta = folder / f"{stem}.png", folder / f"{stem}.json"
     if png.exists() and meta.exists():
         return evaluate.load(png), json.loads(meta.read_text())
-    sources = {n: s for n, _, s in gallery.PHOTOS} | {n: s for n, _, s in gallery.STYLES}
+    sources = gallery.SOURCES
     content, style_img = gallery.load_image(sources[photo]), gallery.load_image(sources[style])
     noise = np.random.default_rng(5).uniform(-JITTER, JITTER, content.shape)
     jittered = np.clip(content + noise, 0, 255).astype(np.float32)
